@@ -1,0 +1,44 @@
+# journeybus: every target creates the virtual environment first, so that on a
+# fresh machine `make demo` and `make test` need nothing installed by hand.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install demo test test-fast lint format clean broker
+
+help:
+	@echo "make demo   - set up and run the whole pipeline on the embedded broker with demo data"
+	@echo "make test   - set up and run the test suite (real broker, PostgreSQL, DuckDB)"
+	@echo "make lint   - ruff"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/journeybus demo
+
+test: $(STAMP)
+	$(BIN)/pytest -q tests
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q tests/unit tests/schemas
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+broker: $(STAMP)
+	$(BIN)/journeybus broker
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .journeybus *.egg-info

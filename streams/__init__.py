@@ -1,0 +1,1 @@
+"""journeybus stream processing: codec, topics, broker, Faust agents, CLI."""

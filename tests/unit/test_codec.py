@@ -1,0 +1,92 @@
+"""Confluent framing and fastavro codec, without a broker."""
+
+import struct
+
+import pytest
+
+from streams.codec import HEADER
+from streams.errors import DecodeError, InvalidRecord
+from streams.jsonavro import from_json
+
+TOPIC = "cust.clickstream.raw.v1"
+
+
+@pytest.fixture
+def example(catalog):
+    _, value = catalog.examples(TOPIC)[0]
+    return from_json(catalog.value_schema(TOPIC).raw, value)
+
+
+def test_frame_is_magic_zero_then_big_endian_schema_id(codec, catalog, example):
+    data = codec.encode(TOPIC, example)
+    magic, schema_id = HEADER.unpack(data[:5])
+    assert magic == 0
+    assert schema_id == catalog.schema_id(catalog.value_schema(TOPIC))
+
+
+def test_every_example_round_trips(codec, catalog):
+    count = 0
+    for topic in catalog.topics:
+        schema = catalog.value_schema(topic).raw
+        for _, value in catalog.examples(topic):
+            record = from_json(schema, value)
+            assert codec.decode(topic, codec.encode(topic, record)) == record
+            count += 1
+    assert count >= 26
+
+
+def test_encode_rejects_unknown_fields_and_wrong_types(codec, example):
+    with pytest.raises(InvalidRecord) as err:
+        codec.encode(TOPIC, {**example, "surprise": 1})
+    assert err.value.reason == "schema_violation"
+    with pytest.raises(InvalidRecord):
+        codec.encode(TOPIC, {**example, "event_time": "not a number"})
+
+
+def test_wrong_magic_byte_names_topic_partition_offset(codec, example):
+    data = b"\x01" + codec.encode(TOPIC, example)[1:]
+    with pytest.raises(DecodeError) as err:
+        codec.decode(TOPIC, data, partition=3, offset=41)
+    assert err.value.reason == "decode_error"
+    assert (err.value.topic, err.value.partition, err.value.offset) == (TOPIC, 3, 41)
+    assert "wrong magic byte 0x01" in str(err.value)
+    assert f"[{TOPIC}/3@41]" in str(err.value)
+
+
+def test_unknown_schema_id_is_a_decode_error(codec, example):
+    data = struct.pack(">bI", 0, 999_999) + codec.encode(TOPIC, example)[5:]
+    with pytest.raises(DecodeError, match="unknown schema id 999999"):
+        codec.decode(TOPIC, data, partition=0, offset=1)
+
+
+@pytest.mark.parametrize("cut", [0, 3, 5, 12, -1])
+def test_truncated_bytes_are_a_decode_error(codec, example, cut):
+    data = codec.encode(TOPIC, example)
+    with pytest.raises(DecodeError):
+        codec.decode(TOPIC, data[:cut] if cut >= 0 else data[:-1])
+
+
+def test_trailing_garbage_is_a_decode_error(codec, example):
+    with pytest.raises(DecodeError, match="trailing bytes"):
+        codec.decode(TOPIC, codec.encode(TOPIC, example) + b"\x00\x01")
+
+
+def test_record_written_with_an_older_revision_reads_with_new_defaults(codec, catalog, example):
+    import io
+
+    import fastavro
+
+    old = catalog.schemas[TOPIC][0]
+    assert old.revision == 1 and catalog.value_schema(TOPIC).revision == 2
+    legacy = {k: v for k, v in example.items() if k != "consent_json"}
+    buf = io.BytesIO()
+    buf.write(HEADER.pack(0, catalog.schema_id(old)))
+    fastavro.schemaless_writer(buf, old.parsed, legacy)
+    decoded = codec.decode(TOPIC, buf.getvalue())
+    assert decoded == {**legacy, "consent_json": None}
+
+
+def test_decode_many_separates_errors(codec, example):
+    good = codec.encode(TOPIC, example)
+    records, errors = codec.for_topic(TOPIC).decode_many([good, b"junk!", good])
+    assert len(records) == 2 and len(errors) == 1
