@@ -260,6 +260,119 @@ def schemas_register(url: str) -> None:
             click.echo(f"{spec.subject:50} revision {revision.revision} -> id {sid}")
 
 
+# -- pipeline processes ----------------------------------------------------------------
+def _logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@main.command()
+@click.option("--stage", "stages", multiple=True, help="Stage to run (default: all).")
+@click.option("--log-level", default="info", show_default=True)
+def worker(stages: tuple[str, ...], log_level: str) -> None:
+    """Run the stream stages (normalise, journeys, ...) until Ctrl-C."""
+    from streams.worker import STAGES, run_worker
+
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise click.BadParameter(
+            f"unknown stage(s) {sorted(unknown)}; choose from {sorted(STAGES)}"
+        )
+    _logging(log_level)
+    run_worker(list(stages) or None)
+
+
+@main.command()
+@click.option("--log-level", default="info", show_default=True)
+def sink(log_level: str) -> None:
+    """Run the DuckDB sink until Ctrl-C."""
+    from connectors.sinks.duckdb.sink import DuckDBSink
+    from streams.worker import stop_on_signals
+
+    _logging(log_level)
+    DuckDBSink().run(stop_on_signals())
+
+
+@main.command()
+@click.option("--customers", type=int, default=200, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--days",
+    type=int,
+    default=60,
+    show_default=True,
+    help="Simulated period the journeys are spread over.",
+)
+@click.option(
+    "--invalid-rate",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Share of events made invalid on purpose (they must be dead-lettered).",
+)
+@click.option("--rate", type=float, default=None, help="Events per second (default: max).")
+@click.option(
+    "--truth",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the ground truth JSON here.",
+)
+def generate(
+    customers: int,
+    seed: int,
+    days: int,
+    invalid_rate: float,
+    rate: float | None,
+    truth: Path | None,
+) -> None:
+    """Publish a generated multi-channel population with known ground truth."""
+    from connectors.generator.population import PopulationGenerator
+    from connectors.generator.publish import publish_events
+    from streams.codec import make_codec
+    from streams.kafka import make_producer
+
+    gen = PopulationGenerator(customers, seed=seed, days=days, invalid_rate=invalid_rate)
+    events = gen.generate()
+    count = publish_events(events, make_codec(), make_producer(), rate=rate)
+    summary = gen.truth.as_dict()
+    if truth:
+        truth.write_text(json.dumps(summary, indent=2))
+    click.echo(
+        f"published {count} events of {customers} customers: "
+        f"{summary['valid_event_total']} valid, {summary['invalid_event_total']} invalid, "
+        f"{summary['conversion_total']} conversions "
+        f"(strongest true channel: {summary['strongest_channel']})"
+    )
+
+
+@main.command()
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option(
+    "--database",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Default: the sink's read snapshot.",
+)
+def query(sql: str, fmt: str, database: Path | None) -> None:
+    """Run SQL against the tables and views (read-only, while the pipeline runs)."""
+    from connectors.sinks.duckdb.query import run_query
+
+    click.echo(run_query(sql, fmt, database), nl=False)
+
+
+@main.command()
+@click.option("--database", type=click.Path(path_type=Path), default=None)
+def report(database: Path | None) -> None:
+    """A short summary: events, customers, conversions, top channels, dead letters."""
+    from connectors.sinks.duckdb.query import run_report
+
+    click.echo(run_report(database), nl=False)
+
+
 # -- demo ------------------------------------------------------------------------
 @main.command()
 def demo() -> None:

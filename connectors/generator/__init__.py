@@ -1,0 +1,1 @@
+"""A realistic multi-channel customer population with known ground truth."""

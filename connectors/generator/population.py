@@ -1,0 +1,555 @@
+"""Generate a retailer's customers, their multi-channel journeys and the raw events.
+
+Deterministic for a seed. Each customer gets a sequence of marketing touches
+(one session each, hours to days apart) on channels drawn from a popularity
+mix; each touch becomes the raw events real systems would send (web hits from
+a Segment SDK, email/push/SMS events from the messaging platform, social
+interactions, app events). Whether a path converts follows a noisy-or of the
+**true channel effects**, so attribution can be checked against them. The
+first web visit is anonymous; the customer identifies (logs in) in a later
+session, so stitching has work to do. Conversions are web orders (clickstream
+``Order Completed`` plus the order system's ``order_placed``, shipped,
+delivered) or store orders (``order_placed`` with ``sales_channel`` store).
+
+``GroundTruth`` records what the pipeline must recover: every valid raw event,
+the deliberately invalid ones (with the reason they must be dead-lettered),
+every conversion with its expected touches in order, and every customer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+HOUR = 3_600_000
+MINUTE = 60_000
+DAY = 24 * HOUR
+
+# channel -> (popularity weight, true conversion effect)
+CHANNELS: dict[str, tuple[float, float]] = {
+    "Paid Search": (0.18, 0.16),
+    "Organic Search": (0.16, 0.10),
+    "Direct": (0.08, 0.06),
+    "Email": (0.14, 0.30),
+    "Organic Social": (0.08, 0.05),
+    "Paid Social": (0.08, 0.07),
+    "Display": (0.05, 0.02),
+    "Referral": (0.05, 0.06),
+    "Mobile App": (0.07, 0.12),
+    "Mobile Push Notifications": (0.05, 0.09),
+    "SMS": (0.03, 0.10),
+    "Social Post": (0.03, 0.03),
+}
+CATEGORIES = {
+    "Shoes": (89.0, 35.0),
+    "Apparel": (45.0, 20.0),
+    "Accessories": (19.0, 8.0),
+    "Outdoor": (120.0, 50.0),
+}
+SITE = "https://shop.example.com"
+USER_AGENTS = [
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Mobile Safari/537.36",
+]
+WEB_LANDING: dict[str, tuple[str | None, str | None]] = {
+    # channel -> (query string, referrer)
+    "Paid Search": (
+        "utm_source=google&utm_medium=cpc&utm_campaign=brand&gclid=gen",
+        "https://www.google.com/",
+    ),
+    "Organic Search": (None, "https://www.google.com/"),
+    "Direct": (None, None),
+    "Organic Social": (
+        "utm_source=instagram&utm_medium=social&utm_campaign=drop",
+        "https://l.instagram.com/",
+    ),
+    "Paid Social": (
+        "utm_source=facebook&utm_medium=paid_social&utm_campaign=retarget",
+        "https://m.facebook.com/",
+    ),
+    "Display": ("utm_source=criteo&utm_medium=display&utm_campaign=prospecting", None),
+    "Referral": (None, "https://blog.runnersworld.example.org/best-shoes"),
+    "Email": ("utm_source=newsletter&utm_medium=email&utm_campaign=weekly", None),
+    "SMS": ("utm_source=twilio&utm_medium=sms&utm_campaign=flash", None),
+}
+INVALID_KINDS = ("missing_id", "unknown_event_type", "impossible_timestamp")
+
+
+@dataclass
+class RawEvent:
+    topic: str
+    key: str
+    record: dict[str, Any]
+    invalid: str | None = None  # the dead-letter reason this event must get
+
+
+@dataclass
+class ExpectedJourney:
+    customer_id: str
+    conversion_id: str
+    value: float
+    time: int
+    channels: list[str]
+
+
+@dataclass
+class GroundTruth:
+    seed: int
+    customers: int
+    channel_effects: dict[str, float]
+    events: Counter = field(default_factory=Counter)  # valid raw events per topic
+    invalid: Counter = field(default_factory=Counter)  # invalid raw events per reason
+    conversions: list[ExpectedJourney] = field(default_factory=list)
+    null_touches: int = 0
+
+    @property
+    def strongest_channel(self) -> str:
+        return max(self.channel_effects, key=self.channel_effects.get)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "customers": self.customers,
+            "channel_effects": self.channel_effects,
+            "strongest_channel": self.strongest_channel,
+            "valid_events": dict(self.events),
+            "valid_event_total": sum(self.events.values()),
+            "invalid_events": dict(self.invalid),
+            "invalid_event_total": sum(self.invalid.values()),
+            "conversions": [c.__dict__ for c in self.conversions],
+            "conversion_total": len(self.conversions),
+            "conversion_value_total": round(sum(c.value for c in self.conversions), 2),
+        }
+
+
+class PopulationGenerator:
+    """Builds the raw events of ``customers`` customers (see module docstring)."""
+
+    def __init__(
+        self,
+        customers: int = 200,
+        seed: int = 7,
+        start_ms: int = 1_756_684_800_000,
+        days: int = 60,
+        invalid_rate: float = 0.01,
+        received_ms: int | None = None,
+        store_share: float = 0.2,
+    ) -> None:
+        self.n = customers
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.start = start_ms
+        self.days = days
+        self.invalid_rate = invalid_rate
+        self.received = received_ms
+        self.store_share = store_share
+        self.truth = GroundTruth(seed, customers, {c: e for c, (_, e) in CHANNELS.items()})
+        self._seq = 0
+        self.products = [
+            (f"p-{i:04d}", cat) for i, cat in enumerate(c for c in CATEGORIES for _ in range(10))
+        ]
+
+    # -- ids and time ---------------------------------------------------------------------
+    def _id(self, *parts: object) -> str:
+        self._seq += 1
+        raw = "|".join(map(str, (self.seed, self._seq, *parts)))
+        return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+
+    def _recv(self, t: int) -> int:
+        return self.received if self.received is not None else t + 1500
+
+    # -- events ---------------------------------------------------------------------------
+    def _web(
+        self,
+        c: dict,
+        t: int,
+        kind: str,
+        name: str | None = None,
+        query: str | None = None,
+        referrer: str | None = None,
+        path: str = "/",
+        props: dict | None = None,
+        user: bool = True,
+    ) -> RawEvent:
+        url = f"{SITE}{path}" + (f"?{query}" if query else "")
+        record = {
+            "event_id": self._id("web"),
+            "protocol": "segment",
+            "source": "web",
+            "event_type": kind,
+            "event_name": name,
+            "anonymous_id": c["anon"],
+            "user_id": c["id"] if user and c["identified"] else None,
+            "previous_id": None,
+            "group_id": None,
+            "event_time": t,
+            "sent_at": t + 400,
+            "received_at": self._recv(t),
+            "page": {
+                "url": url,
+                "path": path,
+                "referrer": referrer,
+                "title": path,
+                "search": f"?{query}" if query else None,
+            },
+            "campaign": None,
+            "context": {
+                "ip": "198.51.100.7",
+                "user_agent": c["ua"],
+                "locale": "en-GB",
+                "timezone": "Europe/London",
+                "library_name": "analytics.js",
+                "library_version": "5.2.0",
+            },
+            "properties_json": orjson.dumps(props).decode() if props else None,
+            "traits_json": None,
+            "consent_json": None,
+        }
+        return RawEvent("cust.clickstream.raw.v1", c["anon"], record)
+
+    def _message(
+        self, c: dict, t: int, channel: str, kind: str, message_id: str, link: str | None = None
+    ) -> RawEvent:
+        record = {
+            "event_id": self._id("msg"),
+            "channel": channel,
+            "event_type": kind,
+            "message_id": message_id,
+            "campaign_id": "cmp-weekly",
+            "campaign_name": "Weekly",
+            "user_id": c["id"],
+            "email": c["email"] if channel == "email" else None,
+            "phone": c["phone"] if channel == "sms" else None,
+            "device_token": c["device"] if channel == "push" else None,
+            "link_url": link,
+            "provider": {"email": "sendgrid", "sms": "twilio", "push": "braze"}[channel],
+            "bounce_reason": None,
+            "occurred_at": t,
+            "received_at": self._recv(t),
+        }
+        return RawEvent("cust.messaging.raw.v1", c["id"], record)
+
+    def _mobile(
+        self, c: dict, t: int, name: str, campaign: dict | None = None, props: dict | None = None
+    ) -> RawEvent:
+        record = {
+            "event_id": self._id("app"),
+            "protocol": "segment",
+            "source": "mobile",
+            "event_type": "track",
+            "event_name": name,
+            "anonymous_id": c["app_anon"],
+            "user_id": c["id"],
+            "device_id": c["device"],
+            "previous_id": None,
+            "event_time": t,
+            "sent_at": t + 300,
+            "received_at": self._recv(t),
+            "screen_name": None,
+            "app": {
+                "name": "Example Shop",
+                "version": "7.4.0",
+                "build": "740",
+                "namespace": "com.example.shop",
+            },
+            "device": {
+                "manufacturer": "Apple",
+                "model": "iPhone15,2",
+                "type": "ios",
+                "os_name": "iOS",
+                "os_version": "18.1",
+                "advertising_id": None,
+            },
+            "campaign": campaign,
+            "context": {
+                "ip": None,
+                "user_agent": None,
+                "locale": "en-GB",
+                "timezone": None,
+                "library_name": "analytics-ios",
+                "library_version": "4.1.8",
+            },
+            "properties_json": orjson.dumps(props).decode() if props else None,
+            "traits_json": None,
+        }
+        return RawEvent("cust.mobile.raw.v1", c["app_anon"], record)
+
+    def _social(self, c: dict, t: int, kind: str, link: str | None = None) -> RawEvent:
+        record = {
+            "event_id": self._id("soc"),
+            "platform": "instagram",
+            "event_type": kind,
+            "handle": c["handle"],
+            "user_id": c["id"],
+            "post_id": "post-1",
+            "post_url": None,
+            "text": "Love these shoes from @exampleshop!"
+            if kind in ("mention", "comment")
+            else None,
+            "lang": "en",
+            "link_url": link,
+            "campaign": None,
+            "followers": 300,
+            "occurred_at": t,
+            "received_at": self._recv(t),
+        }
+        return RawEvent("cust.social.raw.v1", c["handle"], record)
+
+    def _order(self, c: dict, t: int, kind: str, order: dict, sales_channel: str) -> RawEvent:
+        record = {
+            "event_id": f"ful-{order['id']}-{kind}",
+            "event_type": kind,
+            "order_id": order["id"],
+            "customer_id": c["id"],
+            "email": c["email"],
+            "sales_channel": sales_channel,
+            "store_id": "store-leeds-2" if sales_channel == "store" else None,
+            "lines": [
+                {
+                    "line_id": f"{order['id']}-1",
+                    "product_id": order["product"],
+                    "sku": None,
+                    "quantity": 1,
+                    "unit_price": order["price"],
+                    "discount": order["discount"],
+                }
+            ],
+            "order_total": order["value"],
+            "discount_total": order["discount"],
+            "currency": "GBP",
+            "coupon_code": "WELCOME10" if order["discount"] else None,
+            "shipment_id": None,
+            "carrier": None,
+            "return_id": None,
+            "refund_amount": None,
+            "ticket_id": None,
+            "reason": None,
+            "occurred_at": t,
+            "captured_at": self._recv(t),
+            "source_position": f"gen:{self._seq}",
+        }
+        return RawEvent("cust.fulfillment.raw.v1", c["id"], record)
+
+    # -- touches ------------------------------------------------------------------------
+    def _touch(self, c: dict, channel: str, t: int, identify: bool) -> list[RawEvent]:
+        """The raw events of one marketing touch (one session) starting at ``t``."""
+        out: list[RawEvent] = []
+        web_at = t
+        if channel == "Email":
+            mid = self._id("m")
+            out.append(self._message(c, t - 3 * HOUR, "email", "sent", mid))
+            out.append(self._message(c, t - 3 * HOUR + 20_000, "email", "delivered", mid))
+            out.append(self._message(c, t, "email", "opened", mid))
+            out.append(
+                self._message(
+                    c,
+                    t + MINUTE,
+                    "email",
+                    "clicked",
+                    mid,
+                    link=f"{SITE}/?{WEB_LANDING['Email'][0]}",
+                )
+            )
+            web_at = t + MINUTE + 5000
+        elif channel == "SMS":
+            mid = self._id("m")
+            out.append(self._message(c, t - HOUR, "sms", "sent", mid))
+            out.append(
+                self._message(c, t, "sms", "clicked", mid, link=f"{SITE}/?{WEB_LANDING['SMS'][0]}")
+            )
+            web_at = t + 5000
+        elif channel == "Organic Social":
+            out.append(
+                self._social(
+                    c, t, "click_through", link=f"{SITE}/?{WEB_LANDING['Organic Social'][0]}"
+                )
+            )
+            web_at = t + 3000
+        elif channel == "Social Post":
+            out.append(self._social(c, t, self.rng.choice(["mention", "like", "comment"])))
+            return out
+        elif channel == "Mobile Push Notifications":
+            mid = self._id("m")
+            out.append(self._message(c, t - 2 * HOUR, "push", "sent", mid))
+            out.append(self._message(c, t, "push", "opened", mid))
+            out.append(
+                self._mobile(
+                    c,
+                    t + 2000,
+                    "Application Opened",
+                    campaign={
+                        "source": "braze",
+                        "medium": "push",
+                        "name": "weekly",
+                        "term": None,
+                        "content": None,
+                        "click_id": None,
+                    },
+                )
+            )
+            return out
+        elif channel == "Mobile App":
+            product, _cat = self.rng.choice(self.products)
+            out.append(self._mobile(c, t, "Application Opened"))
+            out.append(self._mobile(c, t + 40_000, "Product Viewed", props={"product_id": product}))
+            return out
+        query, referrer = WEB_LANDING[channel]
+        out.append(self._web(c, web_at, "page", query=query, referrer=referrer))
+        for i in range(self.rng.randint(1, 3)):
+            product, _cat = self.rng.choice(self.products)
+            out.append(
+                self._web(
+                    c,
+                    web_at + (i + 1) * 45_000,
+                    "track",
+                    "Product Viewed",
+                    referrer=f"{SITE}/",
+                    path=f"/p/{product}",
+                    props={"product_id": product},
+                )
+            )
+        if identify and not c["identified"]:
+            c["identified"] = True
+            login = self._web(c, web_at + 5 * MINUTE, "identify", referrer=f"{SITE}/")
+            login.record["traits_json"] = '{"first_name": "Sam"}'
+            out.append(login)
+        return out
+
+    def _customer(self, i: int) -> dict:
+        return {
+            "id": f"cust-{self.seed}-{i:06d}",
+            "anon": f"anon-{self._id('a')}",
+            "app_anon": f"app-{self._id('b')}",
+            "device": f"dev-{self._id('d')}",
+            "email": f"customer{i}@example.org",
+            "phone": f"+4477009{i:05d}",
+            "handle": f"@shopper{i}",
+            "ua": self.rng.choice(USER_AGENTS),
+            "identified": False,
+        }
+
+    def _convert(self, c: dict, t: int, last_channel: str, paths: list[str]) -> list[RawEvent]:
+        product, category = self.rng.choice(self.products)
+        mean, sd = CATEGORIES[category]
+        price = round(max(5.0, self.rng.gauss(mean, sd)), 2)
+        discount = round(price * 0.1, 2) if self.rng.random() < 0.25 else 0.0
+        order = {
+            "id": f"ord-{self._id('o')}",
+            "product": product,
+            "price": price,
+            "discount": discount,
+            "value": round(price - discount, 2),
+        }
+        out: list[RawEvent] = []
+        store = last_channel in ("Mobile App",) or self.rng.random() < self.store_share / 2
+        if store:
+            out.append(self._order(c, t, "order_placed", order, "store"))
+        else:
+            props = {
+                "order_id": order["id"],
+                "total": order["value"],
+                "currency": "GBP",
+                "discount": discount,
+                "products": [{"product_id": product, "quantity": 1, "price": price}],
+            }
+            out.append(
+                self._web(
+                    c,
+                    t,
+                    "track",
+                    "Order Completed",
+                    referrer=f"{SITE}/checkout",
+                    path="/checkout/complete",
+                    props=props,
+                )
+            )
+            out.append(self._order(c, t + 2000, "order_placed", order, "web"))
+            out.append(self._order(c, t + DAY, "order_shipped", order, "web"))
+            out.append(self._order(c, t + 3 * DAY, "order_delivered", order, "web"))
+        self.truth.conversions.append(
+            ExpectedJourney(c["id"], order["id"], order["value"], t, list(paths))
+        )
+        return out
+
+    def _invalidate(self, event: RawEvent) -> None:
+        kind = self.rng.choice(INVALID_KINDS)
+        rec = event.record
+        if kind == "missing_id":
+            rec["event_id"] = ""
+        elif kind == "unknown_event_type":
+            rec["event_type"] = "teleported"
+        else:  # 2100-01-01: after any received time the pipeline will see
+            for name in ("event_time", "occurred_at"):
+                if name in rec:
+                    rec[name] = 4_102_444_800_000
+        event.invalid = kind
+
+    def _invalidatable(self, event: RawEvent) -> bool:
+        """Events whose loss changes no expected journey: product views, deliveries, shipping."""
+        rec = event.record
+        return rec.get("event_name") == "Product Viewed" or rec.get("event_type") in (
+            "delivered",
+            "order_shipped",
+            "order_delivered",
+        )
+
+    def generate(self) -> list[RawEvent]:
+        """Every raw event of the population, in event-time order."""
+        events: list[RawEvent] = []
+        names = list(CHANNELS)
+        weights = [CHANNELS[n][0] for n in names]
+        span = self.days * DAY
+        for i in range(self.n):
+            events += self._customer_events(self._customer(i), names, weights, span)
+        events.sort(key=lambda e: (self._time(e.record), e.record["event_id"]))
+        eligible = [e for e in events if self._invalidatable(e)]
+        rate = min(1.0, self.invalid_rate * len(events) / max(1, len(eligible)))
+        for event in eligible:
+            if self.rng.random() < rate:
+                self._invalidate(event)
+        for event in events:
+            if event.invalid:
+                self.truth.invalid[event.invalid] += 1
+            else:
+                self.truth.events[event.topic] += 1
+        return events
+
+    def _customer_events(
+        self, c: dict, names: list[str], weights: list[float], span: int
+    ) -> list[RawEvent]:
+        events: list[RawEvent] = []
+        t = self.start + self.rng.randrange(0, max(1, span - 20 * DAY))
+        touches = self.rng.choice([1, 1, 2, 2, 3, 3, 4, 5])
+        identify_at = self.rng.randrange(0, touches)
+        path: list[str] = []
+        for k in range(touches):
+            channel = self.rng.choices(names, weights)[0]
+            events += self._touch(c, channel, t, identify=k >= identify_at)
+            path.append(channel)
+            t += self.rng.randrange(3 * HOUR, 3 * DAY)
+        p_stay = 1.0
+        for channel in set(path):
+            p_stay *= 1 - CHANNELS[channel][1]
+        if self.rng.random() >= 1 - p_stay:
+            self.truth.null_touches += len(path)
+            return events
+        last = max(self._time(e.record) for e in events)
+        if not c["identified"]:  # logs in at checkout, in the last touch's session
+            c["identified"] = True
+            events.append(self._web(c, last + 2 * MINUTE, "identify", referrer=f"{SITE}/"))
+        return events + self._convert(c, last + 10 * MINUTE, path[-1], path)
+
+    @staticmethod
+    def _time(record: dict) -> int:
+        return record.get("event_time", record.get("occurred_at", 0))

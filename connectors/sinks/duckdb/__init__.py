@@ -1,0 +1,1 @@
+"""The DuckDB sink: derived topics → tables analysts and dashboards query with SQL."""

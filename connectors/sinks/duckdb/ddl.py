@@ -1,0 +1,113 @@
+"""DuckDB columns and Arrow types from Avro schemas.
+
+Avro → DuckDB: string → VARCHAR, long → BIGINT, int → INTEGER, double →
+DOUBLE, float → FLOAT, boolean → BOOLEAN, bytes → BLOB, timestamp-millis →
+TIMESTAMP (UTC), enum → VARCHAR, record → STRUCT, array → LIST, map →
+MAP(VARCHAR, ...), a ["null", T] union → nullable T. Field docs become column
+comments; the ``pii`` tag of a top-level field is kept for the PII policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from streams.errors import FatalError
+
+PRIMITIVE = {
+    "string": ("VARCHAR", pa.string()),
+    "long": ("BIGINT", pa.int64()),
+    "int": ("INTEGER", pa.int32()),
+    "double": ("DOUBLE", pa.float64()),
+    "float": ("FLOAT", pa.float32()),
+    "boolean": ("BOOLEAN", pa.bool_()),
+    "bytes": ("BLOB", pa.binary()),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    duck_type: str
+    arrow_type: pa.DataType
+    doc: str = ""
+    pii: str | None = None
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def avro_type(schema: Any, names: dict[str, Any] | None = None) -> tuple[str, pa.DataType]:
+    """(DuckDB type, Arrow type) of an Avro type."""
+    names = {} if names is None else names
+    if isinstance(schema, list):
+        branches = [b for b in schema if b != "null"]
+        if len(branches) != 1:
+            raise FatalError(f"unions other than [null, T] have no column type: {schema}")
+        return avro_type(branches[0], names)
+    if isinstance(schema, str):
+        if schema in PRIMITIVE:
+            return PRIMITIVE[schema]
+        if schema in names:
+            return avro_type(names[schema], names)
+        raise FatalError(f"unknown Avro type {schema!r}")
+    kind = schema["type"]
+    if isinstance(kind, dict | list):
+        return avro_type(kind, names)
+    logical = schema.get("logicalType")
+    if logical in ("timestamp-millis", "local-timestamp-millis"):
+        return "TIMESTAMP", pa.timestamp("ms")
+    if kind == "record":
+        names[schema["name"]] = schema
+        fields = [(f["name"], *avro_type(f["type"], names)) for f in schema["fields"]]
+        duck = "STRUCT(" + ", ".join(f"{_quote(n)} {d}" for n, d, _ in fields) + ")"
+        return duck, pa.struct([(n, a) for n, _, a in fields])
+    if kind == "enum":
+        names[schema["name"]] = schema
+        return "VARCHAR", pa.string()
+    if kind == "array":
+        duck, arrow = avro_type(schema["items"], names)
+        return f"{duck}[]", pa.list_(arrow)
+    if kind == "map":
+        duck, arrow = avro_type(schema["values"], names)
+        return f"MAP(VARCHAR, {duck})", pa.map_(pa.string(), arrow)
+    if kind == "fixed":
+        return "BLOB", pa.binary()
+    return avro_type(kind, names)
+
+
+def record_columns(record_schema: dict[str, Any]) -> list[Column]:
+    """One column per top-level field of an Avro record schema."""
+    names: dict[str, Any] = {}
+    out = []
+    for fld in record_schema["fields"]:
+        duck, arrow = avro_type(fld["type"], names)
+        out.append(Column(fld["name"], duck, arrow, fld.get("doc", ""), fld.get("pii")))
+    return out
+
+
+def array_item_schema(record_schema: dict[str, Any], field: str) -> dict[str, Any]:
+    """The record schema of the items of array field ``field``."""
+    fld = next(f for f in record_schema["fields"] if f["name"] == field)
+    items = fld["type"]["items"]
+    if not isinstance(items, dict) or items.get("type") != "record":
+        raise FatalError(f"{field} is not an array of records")
+    return items
+
+
+def create_table_sql(table: str, columns: list[Column], key: tuple[str, ...]) -> str:
+    cols = ",\n  ".join(f"{_quote(c.name)} {c.duck_type}" for c in columns)
+    pk = ", ".join(_quote(k) for k in key)
+    return f"CREATE TABLE IF NOT EXISTS {_quote(table)} (\n  {cols},\n  PRIMARY KEY ({pk})\n)"
+
+
+def comment_sql(table: str, column: Column) -> str:
+    doc = column.doc.replace("'", "''")
+    return f"COMMENT ON COLUMN {_quote(table)}.{_quote(column.name)} IS '{doc}'"
+
+
+def arrow_schema(columns: list[Column]) -> pa.Schema:
+    return pa.schema([(c.name, c.arrow_type) for c in columns])

@@ -1,0 +1,135 @@
+"""Read-only queries over the sink's read snapshot: ``journeybus query`` and ``report``."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from streams.errors import FatalError
+
+
+def snapshot_path(database: Path | None = None) -> Path:
+    if database is not None:
+        return database
+    from connectors.sinks.duckdb.sink import DuckDBSinkSettings
+
+    return DuckDBSinkSettings().snapshot
+
+
+def connect_read_only(database: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the published snapshot (never blocks the sink)."""
+    path = snapshot_path(database)
+    if not path.exists():
+        raise FatalError(
+            f"no database at {path}: run the sink (`journeybus sink`, "
+            "`journeybus up` or `journeybus demo`) first"
+        )
+    return duckdb.connect(str(path), read_only=True)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if value == value else "NaN"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    return str(value)
+
+
+def format_rows(columns: list[str], rows: list[tuple], fmt: str) -> str:
+    if fmt == "json":
+        return (
+            orjson.dumps(
+                [dict(zip(columns, r, strict=True)) for r in rows],
+                option=orjson.OPT_INDENT_2,
+                default=str,
+            ).decode()
+            + "\n"
+        )
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(columns)
+        writer.writerows([[_text(v) for v in r] for r in rows])
+        return buf.getvalue()
+    cells = [[_text(v) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out) + "\n"
+
+
+def run_query(sql: str, fmt: str = "table", database: Path | None = None) -> str:
+    with connect_read_only(database) as db:
+        try:
+            cursor = db.execute(sql)
+        except duckdb.Error as exc:
+            raise FatalError(f"query failed: {exc}") from None
+        if cursor.description is None:
+            return ""
+        columns = [d[0] for d in cursor.description]
+        return format_rows(columns, cursor.fetchall(), fmt)
+
+
+REPORT_QUERIES = [
+    (
+        "Totals",
+        """
+        SELECT (SELECT count(*) FROM touchpoints) AS touchpoints,
+               (SELECT count(DISTINCT customer_key) FROM touchpoints) AS customers,
+               (SELECT count(*) FROM journeys WHERE converted) AS conversions,
+               (SELECT round(sum(conversion_value), 2) FROM journeys WHERE converted) AS revenue,
+               (SELECT count(*) FROM journeys WHERE NOT converted) AS null_paths,
+               (SELECT count(*) FROM dead_letters) AS dead_letters""",
+    ),
+    (
+        "Touches by channel",
+        """
+        SELECT channel, count(*) AS touches, count(DISTINCT journey_id) AS journeys
+        FROM journey_touchpoints GROUP BY channel ORDER BY touches DESC LIMIT 12""",
+    ),
+    (
+        "Top channels by model (attributed conversions)",
+        """
+        SELECT model, channel, round(conversions, 2) AS conversions, round(value, 2) AS value
+        FROM (SELECT *, row_number() OVER (PARTITION BY model ORDER BY conversions DESC) AS r
+              FROM channel_performance) WHERE r <= 3 ORDER BY model, conversions DESC""",
+    ),
+    (
+        "Top conversion paths",
+        """
+        SELECT path, conversions, journeys, round(conversion_rate, 3) AS conversion_rate
+        FROM conversion_paths WHERE conversions > 0 ORDER BY conversions DESC LIMIT 8""",
+    ),
+    (
+        "Dead letters by reason",
+        """
+        SELECT source_topic, error_type, count(*) AS dead_letters FROM dead_letters
+        GROUP BY ALL ORDER BY dead_letters DESC""",
+    ),
+    (
+        "Freshness",
+        """
+        SELECT name AS table_name, rows, last_write, round(seconds_since_last_write, 1) AS age_s
+        FROM pipeline_health WHERE kind = 'table' ORDER BY name""",
+    ),
+]
+
+
+def run_report(database: Path | None = None) -> str:
+    out = []
+    with connect_read_only(database) as db:
+        for title, sql in REPORT_QUERIES:
+            cursor = db.execute(sql)
+            columns = [d[0] for d in cursor.description]
+            out.append(f"== {title}\n" + format_rows(columns, cursor.fetchall(), "table"))
+    return "\n".join(out)

@@ -1,0 +1,89 @@
+-- Views for dashboards and analysts. Every view aggregates in SQL; none ships raw rows.
+
+-- Touches, attributed conversions and value per channel and attribution model.
+CREATE OR REPLACE VIEW channel_performance AS
+WITH credits AS (
+    SELECT model, channel,
+           sum(credit) AS conversions,
+           sum(value_credit) AS value,
+           count(DISTINCT conversion_id) AS conversions_touched
+    FROM attribution_credits
+    GROUP BY model, channel
+), touches AS (
+    SELECT channel, count(*) AS touches FROM journey_touchpoints GROUP BY channel
+)
+SELECT c.model, c.channel, coalesce(t.touches, 0) AS touches, c.conversions, c.value,
+       c.conversions_touched
+FROM credits c LEFT JOIN touches t USING (channel);
+
+-- The most frequent paths, how often each converts and what it is worth.
+CREATE OR REPLACE VIEW conversion_paths AS
+SELECT path,
+       count(*) FILTER (WHERE converted) AS conversions,
+       count(*) FILTER (WHERE NOT converted) AS null_paths,
+       count(*) AS journeys,
+       count(*) FILTER (WHERE converted) / count(*) AS conversion_rate,
+       sum(conversion_value) AS value,
+       avg(touch_count) AS avg_touches
+FROM journeys
+GROUP BY path;
+
+-- Channel-to-channel transitions of all journeys: (start) -> first touch -> ...
+-- -> (conversion) or (null). The chain of touches behind purchases.
+CREATE OR REPLACE VIEW path_transitions AS
+WITH ordered AS (
+    SELECT jt.journey_id, jt.position, jt.channel, j.converted,
+           lag(jt.channel) OVER (PARTITION BY jt.journey_id ORDER BY jt.position) AS prev,
+           lead(jt.channel) OVER (PARTITION BY jt.journey_id ORDER BY jt.position) AS next
+    FROM journey_touchpoints jt JOIN journeys j USING (journey_id)
+), edges AS (
+    SELECT coalesce(prev, '(start)') AS from_channel, channel AS to_channel FROM ordered
+    UNION ALL
+    SELECT channel, CASE WHEN converted THEN '(conversion)' ELSE '(null)' END
+    FROM ordered WHERE next IS NULL
+)
+SELECT from_channel, to_channel, count(*) AS transitions
+FROM edges
+GROUP BY from_channel, to_channel;
+
+-- New customers by acquisition month, channel and first category, against the
+-- typical new customer.
+CREATE OR REPLACE VIEW new_customer_cohorts AS
+SELECT cohort, acquisition_channel, first_category,
+       count(*) AS customers,
+       avg(first_order_value) AS avg_first_order_value,
+       avg(expected_value_365d) AS avg_expected_value_365d,
+       avg(typical_expected_value_365d) AS typical_expected_value_365d,
+       avg(expected_value_365d) / nullif(avg(typical_expected_value_365d), 0) AS vs_typical,
+       avg(p_alive) AS avg_p_alive,
+       avg(CASE WHEN discount_used THEN 1.0 ELSE 0.0 END) AS discount_share
+FROM customer_scores
+GROUP BY cohort, acquisition_channel, first_category;
+
+-- Customers to stop (or reduce) messaging on a channel, with the evidence.
+CREATE OR REPLACE VIEW channel_suppression AS
+SELECT customer_key, channel, recommendation, sent, responses, response_rate, ci_low, ci_high,
+       last_response_at
+FROM channel_responsiveness
+WHERE recommendation IN ('suppress', 'reduce');
+
+-- Freshness per table and dead letters per topic and reason.
+CREATE OR REPLACE VIEW pipeline_health AS
+WITH tables AS (
+    SELECT 'touchpoints' AS name, count(*) AS rows, max(_ingested_at) AS last_write FROM touchpoints
+    UNION ALL SELECT 'journeys', count(*), max(_ingested_at) FROM journeys
+    UNION ALL SELECT 'attribution_credits', count(*), max(_ingested_at) FROM attribution_credits
+    UNION ALL SELECT 'customer_scores', count(*), max(_ingested_at) FROM customer_scores
+    UNION ALL SELECT 'customer_profiles', count(*), max(_ingested_at) FROM customer_profiles
+    UNION ALL SELECT 'channel_responsiveness', count(*), max(_ingested_at)
+              FROM channel_responsiveness
+    UNION ALL SELECT 'dead_letters', count(*), max(_ingested_at) FROM dead_letters
+)
+SELECT 'table' AS kind, name, NULL AS reason, rows, last_write,
+       (epoch_ms(now()) - epoch_ms(last_write)) / 1000.0 AS seconds_since_last_write
+FROM tables
+UNION ALL
+SELECT 'dead_letters', source_topic, error_type, count(*), max(_ingested_at),
+       (epoch_ms(now()) - epoch_ms(max(_ingested_at))) / 1000.0
+FROM dead_letters
+GROUP BY source_topic, error_type;

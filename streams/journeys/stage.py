@@ -1,0 +1,159 @@
+"""The journeys stage: sessions, published touchpoints and journeys, per customer.
+
+Consumes ``cust.touchpoints.stitched.v1`` (keyed by customer key, so each
+customer is on one partition, in order of arrival). Per customer it keeps the
+journey state (``logic.JourneyBuilder``) in the partition's store, committed
+with the input offset: a crash never applies a touchpoint twice. Publishes
+every touchpoint with its session to ``cust.touchpoints.v1`` and every
+converting or expired path to ``cust.journeys.v1``, both keyed by customer key.
+
+Timers, in the partition store: ``h:<customer>`` is due when a held conversion's
+grace is over (processing time); ``c:<customer>`` (the state itself) is due
+when its pending path expires (event time, against the partition watermark).
+
+Identity merges: a ``merge`` record for key A moves A's state to its new key B
+(a ``transfer`` record keyed B) and marks A as merged, so late touchpoints of
+A are forwarded to B; B holds its touchpoints from the ``expect`` record until
+that transfer arrives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from confluent_kafka import Message
+
+from streams.journeys.logic import JourneyBuilder, JourneyConfig, new_state
+from streams.stage import BatchContext, Stage, TopicPartitionKey
+from streams.state import PartitionStore
+
+STITCHED = "cust.touchpoints.stitched.v1"
+TOUCHPOINTS = "cust.touchpoints.v1"
+JOURNEYS = "cust.journeys.v1"
+WATERMARK = "watermark"
+STATE, HOLD = "c:", "h:"
+
+
+class JourneysStage(Stage):
+    """Stitched touchpoints → touchpoints with sessions + journeys (see module docstring)."""
+
+    name = "journeys"
+    inputs = (STITCHED,)
+    stateful = True
+
+    def __init__(self, config: JourneyConfig | None = None) -> None:
+        self.builder = JourneyBuilder(config)
+        self._watermarks: dict[TopicPartitionKey, int] = {}
+
+    def _load(self, store: PartitionStore, key: str) -> dict[str, Any]:
+        return store.get(STATE + key) or new_state()
+
+    def _save(self, store: PartitionStore, key: str, state: dict[str, Any]) -> None:
+        store.put(STATE + key, state, due=self.builder.due(state))
+        release = self.builder.release_due(state)
+        if release is None:
+            store.delete(HOLD + key)
+        else:
+            store.put(HOLD + key, 1, due=release)
+
+    def process(
+        self,
+        tp: TopicPartitionKey,
+        items: list[tuple[Message, dict[str, Any]]],
+        store: PartitionStore | None,
+        ctx: BatchContext,
+    ) -> None:
+        assert store is not None
+        watermark = self._watermarks.get(tp)
+        if watermark is None:  # first batch since assignment: the committed watermark
+            watermark = store.meta(WATERMARK)
+        for _msg, rec in items:
+            key = rec["customer_key"]
+            state = self._load(store, key)
+            kind = rec["kind"]
+            if kind == "touchpoint":
+                watermark = max(watermark, rec["touchpoint"]["event_time"])
+                if not self.builder.hold(state, rec["touchpoint"]):
+                    self._apply(ctx, state, key, rec["touchpoint"])
+                for late in self.builder.release_stale(state, watermark):
+                    self._apply(ctx, state, key, late)
+            elif kind == "expect":
+                self.builder.expect(state, rec["origin"])
+            elif kind == "merge":
+                into = rec["merge_into"]
+                if into and into != key:
+                    moved = self.builder.take_for_transfer(state, into)
+                    ctx.emit(
+                        STITCHED,
+                        into,
+                        self._record(
+                            "transfer",
+                            into,
+                            ctx,
+                            origin=key,
+                            state_json=orjson.dumps(moved).decode(),
+                        ),
+                    )
+            elif kind == "transfer":
+                if state["merged_into"] and state["merged_into"] != key:
+                    ctx.emit(
+                        STITCHED,
+                        state["merged_into"],
+                        {**rec, "customer_key": state["merged_into"]},
+                    )
+                else:
+                    self.builder.absorb(state, orjson.loads(rec["state_json"]))
+                    for held in self.builder.arrived(state, rec["origin"]):
+                        self._apply(ctx, state, key, held)
+            self.builder.prune(state, watermark)
+            self._save(store, key, state)
+            ctx.ok()
+        self._watermarks[tp] = watermark
+        store.set_meta(WATERMARK, watermark)
+
+    def _apply(
+        self, ctx: BatchContext, state: dict[str, Any], key: str, touch: dict[str, Any]
+    ) -> None:
+        into = state["merged_into"]
+        if into and into != key:  # a late touchpoint of a merged key: to its new key
+            ctx.emit(
+                STITCHED,
+                into,
+                self._record("touchpoint", into, ctx, touchpoint={**touch, "customer_key": into}),
+            )
+            return
+        ctx.emit(TOUCHPOINTS, key, self.builder.apply_touchpoint(state, key, touch, ctx.now_ms))
+
+    @staticmethod
+    def _record(kind: str, key: str, ctx: BatchContext, **fields: Any) -> dict[str, Any]:
+        """A ``cust.touchpoints.stitched.v1`` record."""
+        return {
+            "kind": kind,
+            "customer_key": key,
+            "touchpoint": None,
+            "merge_into": None,
+            "origin": None,
+            "state_json": None,
+            "emitted_at": ctx.now_ms,
+            **fields,
+        }
+
+    def tick(self, tp: TopicPartitionKey, store: PartitionStore | None, ctx: BatchContext) -> None:
+        """Publish journeys of released conversions and null paths of expired paths."""
+        if store is None:
+            return
+        for hold_key in store.due_keys(ctx.now_ms, HOLD):
+            key = hold_key[len(HOLD) :]
+            state = self._load(store, key)
+            for journey in self.builder.release(state, key, ctx.now_ms):
+                ctx.emit(JOURNEYS, key, journey)
+            self._save(store, key, state)
+        watermark = self._watermarks.get(tp, store.meta(WATERMARK))
+        for state_key in store.due_keys(watermark, STATE):
+            key = state_key[len(STATE) :]
+            state = self._load(store, key)
+            journey = self.builder.expire(state, key, watermark, ctx.now_ms)
+            if journey is not None:
+                ctx.emit(JOURNEYS, key, journey)
+            self._save(store, key, state)

@@ -1,0 +1,77 @@
+"""Every Prometheus metric of journeybus, declared once, with its help text.
+
+Label values are bounded: stage names, topic names, reasons and statuses come
+from closed sets in the code or the catalogue, never from record content.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+# -- stream stages ---------------------------------------------------------------
+EVENTS_IN = Counter(
+    "journeybus_events_in_total", "Records consumed by a stage.", ["stage", "topic"]
+)
+EVENTS_OUT = Counter(
+    "journeybus_events_out_total", "Records produced by a stage.", ["stage", "topic"]
+)
+DEAD_LETTERS = Counter(
+    "journeybus_dead_letters_total",
+    "Records sent to a dead-letter topic, by stage, source topic and reason.",
+    ["stage", "topic", "reason"],
+)
+DEAD_LETTER_HALTS = Counter(
+    "journeybus_dead_letter_halts_total",
+    "Times a stage halted because its dead-letter rate exceeded the limit.",
+    ["stage"],
+)
+BATCH_SIZE = Histogram(
+    "journeybus_stage_batch_size",
+    "Records per processed batch.",
+    ["stage"],
+    buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000),
+)
+BATCH_SECONDS = Histogram(
+    "journeybus_stage_batch_seconds",
+    "Time to process, produce and commit one batch.",
+    ["stage"],
+    buckets=LATENCY_BUCKETS,
+)
+PROCESSING_LATENCY = Histogram(
+    "journeybus_processing_latency_seconds",
+    "Time from a record's broker timestamp to its batch commit.",
+    ["stage"],
+    buckets=LATENCY_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "journeybus_consumer_lag",
+    "Records behind the log end per partition (approximate on the embedded broker).",
+    ["stage", "topic", "partition"],
+)
+ASSIGNED_PARTITIONS = Gauge(
+    "journeybus_assigned_partitions", "Input partitions assigned to this process.", ["stage"]
+)
+
+# -- DuckDB sink ---------------------------------------------------------------------
+SINK_BATCH_ROWS = Histogram(
+    "journeybus_sink_batch_rows",
+    "Rows upserted per sink transaction.",
+    buckets=(1, 10, 100, 1000, 5000, 10000, 20000, 50000),
+)
+SINK_COMMIT_SECONDS = Histogram(
+    "journeybus_sink_commit_seconds",
+    "Time to decode, upsert and commit one sink batch.",
+    buckets=LATENCY_BUCKETS,
+)
+SINK_SNAPSHOT_SECONDS = Histogram(
+    "journeybus_sink_snapshot_seconds",
+    "Time to publish the read snapshot.",
+    buckets=LATENCY_BUCKETS,
+)
+FRESHNESS = Histogram(
+    "journeybus_freshness_seconds",
+    "End-to-end freshness: newest event time of a batch to its sink commit.",
+    buckets=(*LATENCY_BUCKETS, 120, 300, 600, 3600),
+)

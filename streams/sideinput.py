@@ -1,0 +1,75 @@
+"""Side inputs: every partition of a topic read into this process (like a GlobalTable).
+
+Used for lookups every worker needs whole: the identity evidence (to resolve
+customer keys) and the product catalogue (category and brand). Read from the
+earliest offset at start and kept up to date between batches; nothing is
+committed (a restart reads the topic again; identity and catalogue topics are
+kept forever, compacted in production).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from streams.codec import Codec
+from streams.errors import InvalidRecord
+from streams.kafka import consumer_config
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class SideInput:
+    """Applies ``apply(record)`` to every record of ``topic``, in offset order per partition.
+
+    Undecodable records are skipped with a warning: the stage that owns the
+    topic dead-letters them; a side input only reads.
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        apply: Callable[[dict[str, Any]], None],
+        codec: Codec,
+        settings: Settings,
+        bootstrap: str,
+    ) -> None:
+        self.topic = topic
+        self.apply = apply
+        self.codec = codec.for_topic(topic)
+        conf = consumer_config(
+            f"journeybus-sideinput-{uuid.uuid4().hex[:12]}",
+            settings,
+            bootstrap,
+            **{"enable.partition.eof": False},
+        )
+        self.consumer = Consumer(conf)
+        meta = self.consumer.list_topics(topic, timeout=30).topics[topic]
+        self.consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(meta.partitions)]
+        )
+        self.applied = 0
+
+    def poll(self, max_records: int = 10_000, timeout_s: float = 0.0) -> int:
+        """Apply what has arrived; returns how many records were applied."""
+        count = 0
+        for msg in self.consumer.consume(max_records, timeout=timeout_s):
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("side input %s: %s", self.topic, msg.error())
+                continue
+            try:
+                self.apply(self.codec.decode(msg.value(), msg.partition(), msg.offset()))
+                count += 1
+            except InvalidRecord as exc:
+                log.warning("side input %s skips a record: %s", self.topic, exc)
+        self.applied += count
+        return count
+
+    def close(self) -> None:
+        self.consumer.close()

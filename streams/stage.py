@@ -1,0 +1,357 @@
+"""The batched stage runner: consume a batch, process it, produce, then commit.
+
+A ``Stage`` holds the decisions (pure code in each concern's ``logic.py``);
+``StageRunner`` does the plumbing every stage shares:
+
+- consumes its input topics in a consumer group, in batches (confluent-kafka
+  ``consume(n)``: Faust's per-event path is the throughput ceiling here, see
+  bench/RESULTS.md);
+- decodes each batch; undecodable records and records a stage rejects with
+  ``InvalidRecord`` go to ``<topic>.dlq`` with the reason, the original bytes
+  and topic/partition/offset, under a rate limit that halts a misconfigured
+  stage;
+- produces the outputs with an idempotent producer and waits for the broker's
+  acknowledgement of every one of them;
+- only then commits: for a stateful stage the partition's state and its next
+  input offset in one SQLite transaction (``streams.state``), which is where
+  it resumes from, never the group's offset; the group offset is committed too,
+  for lag monitoring and for stateless stages.
+
+Guarantees: at-least-once output (a crash between produce and commit re-sends
+the batch's outputs, with the same deterministic ids); effectively-once state;
+per-partition order is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from streams import metrics
+from streams.codec import Codec
+from streams.deadletter import DeadLetterPolicy, dead_letter_record, dead_letter_topic
+from streams.errors import FatalError, InvalidRecord
+from streams.kafka import make_consumer, make_producer
+from streams.settings import Settings
+from streams.state import PartitionStore
+
+log = logging.getLogger(__name__)
+
+TopicPartitionKey = tuple[str, int]
+
+
+@dataclass
+class Output:
+    topic: str
+    key: str | None
+    record: dict[str, Any]
+
+
+@dataclass
+class BatchContext:
+    """What a stage's batch produces: outputs and dead letters."""
+
+    stage: str
+    policy: DeadLetterPolicy
+    now_ms: int
+    outputs: list[Output] = field(default_factory=list)
+
+    def emit(self, topic: str, key: str | None, record: dict[str, Any]) -> None:
+        self.outputs.append(Output(topic, key, record))
+
+    def ok(self) -> None:
+        """Count a record as processed successfully (for the dead-letter rate)."""
+        self.policy.record(True)
+
+    def dead_letter(self, msg: Message, error: InvalidRecord, event_id: str | None = None) -> None:
+        self.policy.record(False)
+        metrics.DEAD_LETTERS.labels(self.stage, msg.topic(), error.reason).inc()
+        headers = {
+            k: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+            for k, v in (msg.headers() or [])
+        }
+        self.emit(
+            dead_letter_topic(msg.topic()),
+            None,
+            dead_letter_record(
+                stage=self.stage,
+                source_topic=msg.topic(),
+                error=error,
+                original=msg.value(),
+                original_format="avro",
+                partition=msg.partition(),
+                offset=msg.offset(),
+                key=msg.key(),
+                event_id=event_id,
+                headers=headers,
+                now_ms=self.now_ms,
+            ),
+        )
+
+
+class Stage:
+    """A processing step. Subclasses set ``name``/``inputs`` and implement ``process``."""
+
+    name: str = "stage"
+    inputs: tuple[str, ...] = ()
+    stateful: bool = False
+
+    def process(
+        self,
+        tp: TopicPartitionKey,
+        items: list[tuple[Message, dict[str, Any]]],
+        store: PartitionStore | None,
+        ctx: BatchContext,
+    ) -> None:
+        raise NotImplementedError
+
+    def tick(self, tp: TopicPartitionKey, store: PartitionStore | None, ctx: BatchContext) -> None:
+        """Called after each batch of a partition and when idle (timers, expiry)."""
+
+    def poll_side_inputs(self) -> None:
+        """Refresh side inputs (lookup tables) before a batch; default: none."""
+
+    def close(self) -> None:
+        """Release what the stage holds (side-input consumers); default: nothing."""
+
+
+class StageRunner:
+    """Runs one ``Stage`` in this process until ``stop`` is set (see module docstring)."""
+
+    def __init__(
+        self,
+        stage: Stage,
+        settings: Settings,
+        bootstrap: str,
+        codec: Codec,
+        *,
+        state_dir: Path | None = None,
+        max_batch: int = 2000,
+        poll_timeout_s: float = 0.1,
+        group_id: str | None = None,
+        dlq_window: int = 1000,
+        dlq_max_ratio: float = 0.5,
+    ) -> None:
+        self.stage = stage
+        self.codec = codec
+        self.max_batch = max_batch
+        self.poll_timeout_s = poll_timeout_s
+        self.state_dir = (state_dir or settings.runtime_dir / "state") / stage.name
+        self.policy = DeadLetterPolicy(stage.name, window=dlq_window, max_ratio=dlq_max_ratio)
+        self.consumer: Consumer = make_consumer(
+            group_id or f"journeybus-{stage.name}",
+            settings,
+            bootstrap,
+            **{"client.id": f"journeybus-{stage.name}"},
+        )
+        self.producer = make_producer(
+            settings, bootstrap, **{"client.id": f"journeybus-{stage.name}"}
+        )
+        self.stores: dict[TopicPartitionKey, PartitionStore] = {}
+        self._delivery_errors: list[str] = []
+        self._last_tick = 0.0
+        self.processed = 0
+
+    # -- assignment ----------------------------------------------------------------
+    def _store_path(self, tp: TopicPartitionKey) -> Path:
+        return self.state_dir / f"{tp[0]}-{tp[1]}.sqlite"
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.stage.stateful:
+            for part in partitions:
+                key = (part.topic, part.partition)
+                store = self.stores.get(key) or PartitionStore(self._store_path(key))
+                self.stores[key] = store
+                stored = store.next_offset()
+                # Resume from the offset committed with the state, not the group's.
+                part.offset = stored if stored is not None else OFFSET_BEGINNING
+            consumer.assign(partitions)
+        metrics.ASSIGNED_PARTITIONS.labels(self.stage.name).set(
+            len(consumer.assignment()) if not self.stage.stateful else len(self.stores)
+        )
+        log.info(
+            "%s assigned %s",
+            self.stage.name,
+            [f"{p.topic}/{p.partition}@{p.offset}" for p in partitions],
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for part in partitions:
+            store = self.stores.pop((part.topic, part.partition), None)
+            if store:
+                store.close()
+        metrics.ASSIGNED_PARTITIONS.labels(self.stage.name).set(len(self.stores))
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        self.consumer.subscribe(
+            list(self.stage.inputs),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        try:
+            while not stop.is_set():
+                self.run_once()
+        finally:
+            self.close()
+
+    def run_once(self) -> int:
+        """Consume, process, produce and commit one batch; returns its size."""
+        self.stage.poll_side_inputs()
+        messages = self.consumer.consume(self.max_batch, timeout=self.poll_timeout_s)
+        batch = [m for m in messages if not self._is_error(m)]
+        now = time.monotonic()
+        if not batch:
+            if now - self._last_tick > 1.0 and self.stores:
+                self._last_tick = now
+                ctx = self._context()
+                for tp, store in list(self.stores.items()):
+                    self.stage.tick(tp, store, ctx)
+                if ctx.outputs:
+                    self._produce_and_commit(ctx, {})
+            return 0
+        started = time.perf_counter()
+        ctx = self._context()
+        by_partition: dict[TopicPartitionKey, list[Message]] = defaultdict(list)
+        for msg in batch:
+            by_partition[(msg.topic(), msg.partition())].append(msg)
+        next_offsets: dict[TopicPartitionKey, int] = {}
+        for tp, msgs in by_partition.items():
+            metrics.EVENTS_IN.labels(self.stage.name, tp[0]).inc(len(msgs))
+            store = self.stores.get(tp) if self.stage.stateful else None
+            if self.stage.stateful and store is None:
+                continue  # revoked while consuming; the new owner replays it
+            items = self._decode(tp[0], msgs, ctx)
+            self.stage.process(tp, items, store, ctx)
+            self.stage.tick(tp, store, ctx)
+            next_offsets[tp] = msgs[-1].offset() + 1
+        self._produce_and_commit(ctx, next_offsets)
+        elapsed = time.perf_counter() - started
+        metrics.BATCH_SIZE.labels(self.stage.name).observe(len(batch))
+        metrics.BATCH_SECONDS.labels(self.stage.name).observe(elapsed)
+        ts_type, ts = batch[-1].timestamp()
+        if ts_type and ts > 0:
+            metrics.PROCESSING_LATENCY.labels(self.stage.name).observe(
+                max(0.0, time.time() - ts / 1000)
+            )
+        self.processed += len(batch)
+        return len(batch)
+
+    def _context(self) -> BatchContext:
+        return BatchContext(self.stage.name, self.policy, int(time.time() * 1000))
+
+    def _is_error(self, msg: Message) -> bool:
+        err = msg.error()
+        if err is None:
+            return False
+        if err.code() == KafkaError._PARTITION_EOF:
+            return True
+        if err.fatal():
+            raise FatalError(f"{self.stage.name}: consumer error {err}")
+        log.warning("%s: consumer error %s", self.stage.name, err)
+        return True
+
+    def _decode(
+        self, topic: str, msgs: list[Message], ctx: BatchContext
+    ) -> list[tuple[Message, dict[str, Any]]]:
+        codec = self.codec.for_topic(topic)
+        items = []
+        for msg in msgs:
+            try:
+                items.append((msg, codec.decode(msg.value(), msg.partition(), msg.offset())))
+            except InvalidRecord as exc:
+                ctx.dead_letter(msg, exc)
+        return items
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._delivery_errors.append(f"{msg.topic()}: {err}")
+
+    def _produce_and_commit(
+        self, ctx: BatchContext, next_offsets: dict[TopicPartitionKey, int]
+    ) -> None:
+        by_topic: dict[str, list[Output]] = defaultdict(list)
+        for out in ctx.outputs:
+            by_topic[out.topic].append(out)
+        produce = self.producer.produce
+        for topic, outs in by_topic.items():
+            codec = self.codec.for_topic(topic)
+            for out in outs:
+                value = codec.encode(out.record)
+                while True:
+                    try:
+                        produce(
+                            topic,
+                            value,
+                            out.key.encode() if out.key else None,
+                            on_delivery=self._delivered,
+                        )
+                        break
+                    except BufferError:  # local queue full: let deliveries drain
+                        self.producer.poll(0.05)
+            metrics.EVENTS_OUT.labels(self.stage.name, topic).inc(len(outs))
+        remaining = self.producer.flush(60)
+        if remaining or self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            for store in self.stores.values():
+                store.rollback()
+            raise FatalError(
+                f"{self.stage.name}: {remaining} outputs not acknowledged, "
+                f"errors: {errors[:5]}; not committing, the batch will be replayed"
+            )
+        for tp, offset in next_offsets.items():
+            store = self.stores.get(tp)
+            if store is not None:
+                store.commit(offset)
+        if next_offsets:
+            self.consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+                asynchronous=True,
+            )
+        if not next_offsets and self.stage.stateful:
+            for store in self.stores.values():  # timer-only outputs (ticks)
+                offset = store.next_offset()
+                if offset is not None:
+                    store.commit(offset)
+
+    def close(self) -> None:
+        try:
+            self.producer.flush(10)
+            self.consumer.close()
+            self.stage.close()
+        finally:
+            for store in self.stores.values():
+                store.close()
+            self.stores.clear()
+
+
+def run_stages(runners: Iterable[StageRunner], stop: threading.Event) -> None:
+    """Run several stages in threads of this process until ``stop`` or one fails."""
+    errors: list[BaseException] = []
+
+    def guard(runner: StageRunner) -> None:
+        try:
+            runner.run(stop)
+        except BaseException as exc:
+            log.exception("stage %s failed", runner.stage.name)
+            errors.append(exc)
+            stop.set()
+
+    threads = [
+        threading.Thread(target=guard, args=(r,), name=r.stage.name, daemon=True) for r in runners
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]

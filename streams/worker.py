@@ -1,0 +1,46 @@
+"""``journeybus worker``: the stream stages of this process."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from streams.broker import resolve_bootstrap
+from streams.codec import make_codec
+from streams.journeys.stage import JourneysStage
+from streams.normalise.stage import NormaliseStage
+from streams.settings import Settings, get_settings
+from streams.stage import Stage, StageRunner, run_stages
+
+log = logging.getLogger(__name__)
+
+STAGES = {"normalise": NormaliseStage, "journeys": JourneysStage}
+
+
+def build_runners(names: list[str], settings: Settings, bootstrap: str) -> list[StageRunner]:
+    codec = make_codec(settings)
+    runners = []
+    for name in names:
+        stage: Stage = STAGES[name]()
+        if isinstance(stage, NormaliseStage):
+            stage.attach_side_inputs(codec, settings, bootstrap)
+        runners.append(StageRunner(stage, settings, bootstrap, codec))
+    return runners
+
+
+def stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def run_worker(names: list[str] | None = None) -> None:
+    """Run the named stages (default: all) until SIGINT/SIGTERM."""
+    settings = get_settings()
+    bootstrap = resolve_bootstrap(settings)
+    stop = stop_on_signals()
+    runners = build_runners(names or list(STAGES), settings, bootstrap)
+    log.info("worker running stages %s on %s", [r.stage.name for r in runners], bootstrap)
+    run_stages(runners, stop)

@@ -1,0 +1,150 @@
+"""Generator → collector topics → normalise → journeys → DuckDB, against the real broker.
+
+The generator knows the truth: which events are valid, which must be
+dead-lettered and why, every conversion and the touches that led to it.
+"""
+
+import copy
+from collections import Counter
+
+import pytest
+
+from tests.pipeline import Pipeline, population
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    gen, events = population(customers=300, seed=11)
+    pipe = Pipeline(tmp_path_factory.mktemp("pipeline")).start()
+    originals = copy.deepcopy(events)
+    pipe.publish(events)
+    truth = gen.truth
+    expected = sum(truth.events.values())
+
+    def settled() -> bool:
+        try:
+            (tps,), (dls,), (convs,) = (
+                pipe.query("SELECT count(*) FROM touchpoints"),
+                pipe.query("SELECT count(*) FROM dead_letters"),
+                pipe.query("SELECT count(*) FROM journeys WHERE converted"),
+            )
+        except Exception:
+            return False
+        return (tps[0], dls[0], convs[0]) == (
+            expected,
+            sum(truth.invalid.values()),
+            len(truth.conversions),
+        )
+
+    settled_in_time = pipe.wait_for(settled, timeout_s=120, stable_s=3)
+    yield pipe, truth, originals, settled_in_time
+    pipe.close()
+
+
+def test_pipeline_settles_with_the_expected_counts(run):
+    pipe, _, _, settled = run
+    counts = pipe.query(
+        "SELECT (SELECT count(*) FROM touchpoints), "
+        "(SELECT count(*) FROM dead_letters), "
+        "(SELECT count(*) FROM journeys WHERE converted)"
+    )[0]
+    assert settled, f"got {counts}"
+
+
+def test_every_valid_raw_event_is_exactly_one_touchpoint(run):
+    pipe, truth, _, _ = run
+    per_topic = dict(pipe.query("SELECT source_topic, count(*) FROM touchpoints GROUP BY ALL"))
+    assert per_topic == dict(truth.events)
+    (dupes,) = pipe.query("SELECT count(*) - count(DISTINCT source_event_id) FROM touchpoints")[0]
+    assert dupes == 0
+
+
+def test_every_invalid_event_is_a_dead_letter_with_its_reason(run):
+    pipe, truth, _, _ = run
+    reasons = dict(pipe.query("SELECT error_type, count(*) FROM dead_letters GROUP BY ALL"))
+    assert reasons == dict(truth.invalid)
+    rows = pipe.query(
+        "SELECT stage, source_partition IS NOT NULL, source_offset IS NOT NULL, "
+        "octet_length(original) > 5 FROM dead_letters"
+    )
+    assert rows and all(r == ("normalise", True, True, True) for r in rows)
+
+
+def test_each_conversion_is_one_journey_with_the_true_touches(run):
+    pipe, truth, _, _ = run
+    got = {
+        cid: (path, key, value)
+        for cid, path, key, value in pipe.query(
+            "SELECT conversion_id, path, customer_key, conversion_value FROM journeys "
+            "WHERE converted"
+        )
+    }
+    mismatches = [
+        (c.conversion_id, " > ".join(c.channels), got.get(c.conversion_id))
+        for c in truth.conversions
+        if got.get(c.conversion_id)
+        != (" > ".join(c.channels), c.customer_id, pytest.approx(c.value))
+    ]
+    assert mismatches == []
+    assert len(got) == len(truth.conversions)
+
+
+def test_anonymous_history_joins_the_customer_journey_after_identify(run):
+    pipe, _, _, _ = run
+    # touches recorded under an anonymous key that ended in a customer's journey
+    (stitched,) = pipe.query("""
+        SELECT count(*) FROM journey_touchpoints jt JOIN touchpoints t USING (touchpoint_id)
+        WHERE jt.converted AND t.customer_key LIKE 'anon-%' AND jt.customer_key LIKE 'cust-%'
+    """)[0]
+    assert stitched > 10
+
+
+def test_sessions_are_assigned_to_customer_activity_only(run):
+    pipe, _, _, _ = run
+    rows = dict(
+        pipe.query("""
+        SELECT event_type IN ('message_sent', 'message_delivered', 'order_shipped',
+                              'order_delivered'), count(*) FILTER (WHERE session_id IS NOT NULL)
+        FROM touchpoints GROUP BY ALL""")
+    )
+    assert rows[True] == 0 and rows[False] > 0
+
+
+def test_replaying_the_same_raw_input_changes_nothing(run):
+    pipe, truth, originals, _ = run
+    before_tp = pipe.query(
+        "SELECT touchpoint_id, customer_key, session_id, channel FROM touchpoints ORDER BY 1"
+    )
+    before_j = pipe.query(
+        "SELECT journey_id, path, conversion_value FROM journeys WHERE converted ORDER BY 1"
+    )
+    (offsets_before,) = pipe.query("SELECT sum(next_offset) FROM _sink_offsets")[0]
+    pipe.publish(copy.deepcopy(originals))
+    # the sink has consumed the replay once its offsets moved by at least the replayed count
+    assert pipe.wait_for(
+        lambda: (
+            pipe.query("SELECT sum(next_offset) FROM _sink_offsets")[0][0]
+            >= offsets_before + sum(truth.events.values())
+        ),
+        stable_s=3,
+    )
+    after_tp = pipe.query(
+        "SELECT touchpoint_id, customer_key, session_id, channel FROM touchpoints ORDER BY 1"
+    )
+    after_j = pipe.query(
+        "SELECT journey_id, path, conversion_value FROM journeys WHERE converted ORDER BY 1"
+    )
+    # Same touchpoint ids, sessions and channels; a touchpoint first recorded under
+    # an anonymous key may now carry the customer's stitched key, nothing else.
+    assert [(t, s, c) for t, _, s, c in after_tp] == [(t, s, c) for t, _, s, c in before_tp]
+    rekeyed = [(b[1], a[1]) for b, a in zip(before_tp, after_tp, strict=True) if b[1] != a[1]]
+    assert all(
+        old.startswith(("anon-", "app-", "dev-")) and new.startswith("cust-")
+        for old, new in rekeyed
+    ), rekeyed[:5]
+    assert after_j == before_j
+    # Dead letters are one per event id; events without one cannot be recognised
+    # as the same and count once per copy received.
+    expected = Counter(truth.invalid)
+    expected["missing_id"] *= 2
+    assert Counter(r[0] for r in pipe.query("SELECT error_type FROM dead_letters")) == expected

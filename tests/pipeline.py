@@ -1,0 +1,100 @@
+"""A whole pipeline in one test process: its own embedded broker, stages and sink in threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from connectors.generator.population import PopulationGenerator, RawEvent
+from connectors.generator.publish import publish_events
+from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
+from streams.broker import EmbeddedBroker
+from streams.catalog import default_catalog
+from streams.codec import make_codec
+from streams.kafka import make_producer
+from streams.settings import Settings
+from streams.topics import admin_client, create_topics
+from streams.worker import STAGES, build_runners
+
+
+@dataclass
+class Pipeline:
+    """Broker + every stage + the DuckDB sink, running until ``stop``."""
+
+    root: Path
+    broker: EmbeddedBroker = field(default_factory=EmbeddedBroker)
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.settings = Settings(runtime_dir=self.root / "runtime")
+        self.sink_settings = DuckDBSinkSettings(
+            database=self.root / "sink.duckdb", snapshot=self.root / "read.duckdb", batch_max_ms=100
+        )
+
+    def start(self) -> Pipeline:
+        self.broker.start()
+        create_topics(
+            admin_client({"bootstrap.servers": self.bootstrap}), default_catalog().topics.values()
+        )
+        runners = build_runners(list(STAGES), self.settings, self.bootstrap)
+        sink = DuckDBSink(self.settings, self.bootstrap, self.sink_settings)
+        for target in [r.run for r in runners] + [sink.run]:
+            thread = threading.Thread(target=self._guard, args=(target,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        return self
+
+    def _guard(self, target: Callable[[threading.Event], None]) -> None:
+        try:
+            target(self.stop)
+        except BaseException as exc:
+            self.errors.append(exc)
+            self.stop.set()
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap
+
+    def publish(self, events: list[RawEvent]) -> int:
+        return publish_events(
+            events, make_codec(self.settings), make_producer(self.settings, self.bootstrap)
+        )
+
+    def query(self, sql: str) -> list[tuple]:
+        with duckdb.connect(str(self.sink_settings.snapshot), read_only=True) as db:
+            return db.execute(sql).fetchall()
+
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout_s: float = 90.0, stable_s: float = 0.0
+    ) -> bool:
+        """True once ``predicate`` holds (for ``stable_s``); False after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        held_since = None
+        while time.monotonic() < deadline:
+            assert not self.errors, self.errors
+            if predicate():
+                held_since = held_since or time.monotonic()
+                if time.monotonic() - held_since >= stable_s:
+                    return True
+            else:
+                held_since = None
+            time.sleep(0.5)
+        return False
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        self.broker.stop()
+
+
+def population(customers: int = 300, seed: int = 11) -> tuple[PopulationGenerator, list[RawEvent]]:
+    gen = PopulationGenerator(customers, seed=seed)
+    return gen, gen.generate()
