@@ -1,0 +1,76 @@
+"""Dead-letter records and the rate limit that halts a misconfigured stage."""
+
+import pytest
+
+from streams.deadletter import (
+    DeadLetterPolicy,
+    DeadLetterRateExceeded,
+    dead_letter_record,
+    dead_letter_topic,
+)
+from streams.errors import InvalidRecord
+
+
+def test_policy_tolerates_half_invalid_and_halts_above():
+    policy = DeadLetterPolicy("t", window=100, max_ratio=0.5)
+    for i in range(1000):
+        policy.record(i % 2 == 0)  # exactly 50% invalid: allowed
+    with pytest.raises(DeadLetterRateExceeded, match="invalid"):
+        for _ in range(100):
+            policy.record(False)
+
+
+def test_policy_needs_a_full_window_before_judging():
+    policy = DeadLetterPolicy("t", window=100, max_ratio=0.5)
+    for _ in range(99):
+        policy.record(False)  # 99 bad in a row, but not yet a window
+
+
+def test_ids_follow_the_event_id_else_the_position():
+    err = InvalidRecord("missing_id", "x")
+    a = dead_letter_record(
+        stage="s",
+        source_topic="t",
+        error=err,
+        original=b"1",
+        original_format="avro",
+        partition=0,
+        offset=5,
+        event_id="e1",
+    )
+    b = dead_letter_record(
+        stage="s",
+        source_topic="t",
+        error=err,
+        original=b"2",
+        original_format="avro",
+        partition=3,
+        offset=9,
+        event_id="e1",
+    )
+    c = dead_letter_record(
+        stage="s",
+        source_topic="t",
+        error=err,
+        original=b"1",
+        original_format="avro",
+        partition=0,
+        offset=5,
+    )
+    d = dead_letter_record(
+        stage="s",
+        source_topic="t",
+        error=err,
+        original=b"1",
+        original_format="avro",
+        partition=0,
+        offset=6,
+    )
+    assert a["dead_letter_id"] == b["dead_letter_id"]
+    assert len({a["dead_letter_id"], c["dead_letter_id"], d["dead_letter_id"]}) == 3
+    assert a["error_type"] == "missing_id" and a["original"] == b"1"
+
+
+def test_dead_letter_topic_of_a_dead_letter_topic_is_itself():
+    assert dead_letter_topic("cust.x.v1") == "cust.x.v1.dlq"
+    assert dead_letter_topic("cust.x.v1.dlq") == "cust.x.v1.dlq"
