@@ -373,6 +373,55 @@ def report(database: Path | None) -> None:
     click.echo(run_report(database), nl=False)
 
 
+# -- analytics ---------------------------------------------------------------------------
+@main.group()
+def attribution() -> None:
+    """Attribution models over path files (ChannelAttribution's aggregated format)."""
+
+
+MODEL_CHOICES = {
+    "all": None,
+    "first": "first_touch",
+    "last": "last_touch",
+    "last-non-direct": "last_non_direct",
+    "linear": "linear",
+    "position": "position_based",
+    "time-decay": "time_decay",
+    "markov": "markov",
+}
+
+
+@attribution.command("compute")
+@click.option(
+    "--paths",
+    "paths_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV with path, total_conversions, total_conversion_value, total_null [, hours].",
+)
+@click.option("--model", type=click.Choice(list(MODEL_CHOICES)), default="all", show_default=True)
+@click.option(
+    "--order", type=click.IntRange(1, 3), default=1, show_default=True, help="Markov chain order."
+)
+@click.option(
+    "--half-life-hours", type=float, default=168.0, show_default=True, help="Time-decay half-life."
+)
+@click.option("--removal-effects", is_flag=True, help="Print the Markov removal effects.")
+def attribution_compute(
+    paths_file: Path, model: str, order: int, half_life_hours: float, removal_effects: bool
+) -> None:
+    """Channel credits (conversions and value) per model, as CSV."""
+    from streams.attribution.models import ALL_MODELS
+    from streams.attribution.paths_file import compute_csv, read_paths, removal_effects_csv
+
+    rows = read_paths(paths_file)
+    if removal_effects:
+        click.echo(removal_effects_csv(rows, order), nl=False)
+        return
+    models = list(ALL_MODELS) if model == "all" else [MODEL_CHOICES[model]]
+    click.echo(compute_csv(rows, models, order, half_life_hours), nl=False)
+
+
 # -- demo ------------------------------------------------------------------------
 @main.command()
 def demo() -> None:

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 
+from streams.attribution.stage import AttributionStage
 from streams.broker import resolve_bootstrap
 from streams.codec import make_codec
 from streams.journeys.stage import JourneysStage
@@ -15,7 +16,7 @@ from streams.stage import Stage, StageRunner, run_stages
 
 log = logging.getLogger(__name__)
 
-STAGES = {"normalise": NormaliseStage, "journeys": JourneysStage}
+STAGES = {"normalise": NormaliseStage, "journeys": JourneysStage, "attribution": AttributionStage}
 
 
 def build_runners(names: list[str], settings: Settings, bootstrap: str) -> list[StageRunner]:
@@ -23,7 +24,7 @@ def build_runners(names: list[str], settings: Settings, bootstrap: str) -> list[
     runners = []
     for name in names:
         stage: Stage = STAGES[name]()
-        if isinstance(stage, NormaliseStage):
+        if isinstance(stage, NormaliseStage | AttributionStage):
             stage.attach_side_inputs(codec, settings, bootstrap)
         runners.append(StageRunner(stage, settings, bootstrap, codec))
     return runners

@@ -35,7 +35,7 @@ CHANNELS: dict[str, tuple[float, float]] = {
     "Paid Search": (0.18, 0.16),
     "Organic Search": (0.16, 0.10),
     "Direct": (0.08, 0.06),
-    "Email": (0.14, 0.30),
+    "Email": (0.14, 0.5),
     "Organic Social": (0.08, 0.05),
     "Paid Social": (0.08, 0.07),
     "Display": (0.05, 0.02),
@@ -111,17 +111,22 @@ class GroundTruth:
     events: Counter = field(default_factory=Counter)  # valid raw events per topic
     invalid: Counter = field(default_factory=Counter)  # invalid raw events per reason
     conversions: list[ExpectedJourney] = field(default_factory=list)
-    null_touches: int = 0
+    null_paths: list[list[str]] = field(default_factory=list)  # paths that did not convert
+    # expected conversions lost per channel if its touches were removed (causal)
+    incremental: Counter = field(default_factory=Counter)
 
     @property
     def strongest_channel(self) -> str:
-        return max(self.channel_effects, key=self.channel_effects.get)
+        """The channel whose removal would cost the most conversions: the causal
+        counterpart of the Markov removal effect."""
+        return max(self.incremental, key=self.incremental.get)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "seed": self.seed,
             "customers": self.customers,
             "channel_effects": self.channel_effects,
+            "incremental_conversions": {c: round(v, 3) for c, v in self.incremental.most_common()},
             "strongest_channel": self.strongest_channel,
             "valid_events": dict(self.events),
             "valid_event_total": sum(self.events.values()),
@@ -131,6 +136,14 @@ class GroundTruth:
             "conversion_total": len(self.conversions),
             "conversion_value_total": round(sum(c.value for c in self.conversions), 2),
         }
+
+
+def conversion_probability(path: list[str]) -> float:
+    """Noisy-or of the true effects of the distinct channels of a path."""
+    p_stay = 1.0
+    for channel in set(path):
+        p_stay *= 1 - CHANNELS[channel][1]
+    return 1 - p_stay
 
 
 class PopulationGenerator:
@@ -538,11 +551,12 @@ class PopulationGenerator:
             events += self._touch(c, channel, t, identify=k >= identify_at)
             path.append(channel)
             t += self.rng.randrange(3 * HOUR, 3 * DAY)
-        p_stay = 1.0
+        p_convert = conversion_probability(path)
         for channel in set(path):
-            p_stay *= 1 - CHANNELS[channel][1]
-        if self.rng.random() >= 1 - p_stay:
-            self.truth.null_touches += len(path)
+            without = [c for c in path if c != channel]
+            self.truth.incremental[channel] += p_convert - conversion_probability(without)
+        if self.rng.random() >= p_convert:
+            self.truth.null_paths.append(path)
             return events
         last = max(self._time(e.record) for e in events)
         if not c["identified"]:  # logs in at checkout, in the last touch's session

@@ -14,7 +14,7 @@ from tests.pipeline import Pipeline, population
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    gen, events = population(customers=300, seed=11)
+    gen, events = population(customers=1000, seed=11)
     pipe = Pipeline(tmp_path_factory.mktemp("pipeline")).start()
     originals = copy.deepcopy(events)
     pipe.publish(events)
@@ -23,16 +23,21 @@ def run(tmp_path_factory):
 
     def settled() -> bool:
         try:
-            (tps,), (dls,), (convs,) = (
+            (tps,), (dls,), (convs,), (credited,) = (
                 pipe.query("SELECT count(*) FROM touchpoints"),
                 pipe.query("SELECT count(*) FROM dead_letters"),
                 pipe.query("SELECT count(*) FROM journeys WHERE converted"),
+                pipe.query(
+                    "SELECT count(DISTINCT conversion_id) FROM attribution_credits "
+                    "WHERE model = 'markov'"
+                ),
             )
         except Exception:
             return False
-        return (tps[0], dls[0], convs[0]) == (
+        return (tps[0], dls[0], convs[0], credited[0]) == (
             expected,
             sum(truth.invalid.values()),
+            len(truth.conversions),
             len(truth.conversions),
         )
 
@@ -87,6 +92,39 @@ def test_each_conversion_is_one_journey_with_the_true_touches(run):
     ]
     assert mismatches == []
     assert len(got) == len(truth.conversions)
+
+
+def test_credits_of_every_conversion_sum_to_one_and_to_its_value_per_model(run):
+    pipe, truth, _, _ = run
+    rows = pipe.query("""
+        SELECT model, count(*) AS conversions, max(abs(credit - 1)), max(abs(value - v))
+        FROM (SELECT model, conversion_id, sum(credit) AS credit, sum(value_credit) AS value,
+                     any_value(conversion_value) AS v
+              FROM attribution_credits GROUP BY ALL)
+        GROUP BY model ORDER BY model""")
+    assert [r[0] for r in rows] == sorted(
+        [
+            "first_touch",
+            "last_touch",
+            "last_non_direct",
+            "linear",
+            "position_based",
+            "time_decay",
+            "markov",
+        ]
+    )
+    for model, conversions, credit_error, value_error in rows:
+        assert conversions == len(truth.conversions), model
+        assert credit_error < 1e-9 and value_error < 1e-6, model
+
+
+def test_markov_credits_recover_the_strongest_true_channel(run):
+    pipe, truth, _, _ = run
+    ((top,),) = pipe.query(
+        "SELECT channel FROM attribution_credits WHERE model = 'markov' "
+        "GROUP BY channel ORDER BY sum(credit) DESC LIMIT 1"
+    )
+    assert top == truth.strongest_channel
 
 
 def test_anonymous_history_joins_the_customer_journey_after_identify(run):

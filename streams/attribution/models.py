@@ -1,0 +1,98 @@
+"""Rule-based attribution models: how one conversion's credit is split over its touches.
+
+Each model maps a path (touch channels, and hours from each touch to the
+conversion for time decay) to one weight per touch; weights sum to 1.
+
+- first touch, last touch: all credit to that touch;
+- last non-direct: the last touch that is not Direct (all-Direct paths: the
+  last touch, as GA does);
+- linear: 1/L each;
+- position-based (U-shaped): 40% first, 40% last, 20% shared by the middle
+  touches; one touch gets 1, two touches 50/50;
+- time decay: weight 0.5^(Δt/H) with Δt the hours to the conversion and H the
+  half-life (default 7 days), normalised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+DIRECT = "Direct"
+RULE_MODELS = (
+    "first_touch",
+    "last_touch",
+    "last_non_direct",
+    "linear",
+    "position_based",
+    "time_decay",
+)
+ALL_MODELS = (*RULE_MODELS, "markov")
+DEFAULT_HALF_LIFE_HOURS = 7 * 24.0
+
+
+def first_touch(channels: Sequence[str], hours: Sequence[float] | None = None) -> list[float]:
+    return [1.0] + [0.0] * (len(channels) - 1) if channels else []
+
+
+def last_touch(channels: Sequence[str], hours: Sequence[float] | None = None) -> list[float]:
+    return [0.0] * (len(channels) - 1) + [1.0] if channels else []
+
+
+def last_non_direct(channels: Sequence[str], hours: Sequence[float] | None = None) -> list[float]:
+    weights = [0.0] * len(channels)
+    for i in range(len(channels) - 1, -1, -1):
+        if channels[i] != DIRECT:
+            weights[i] = 1.0
+            return weights
+    return last_touch(channels)
+
+
+def linear(channels: Sequence[str], hours: Sequence[float] | None = None) -> list[float]:
+    n = len(channels)
+    return [1.0 / n] * n if n else []
+
+
+def position_based(
+    channels: Sequence[str], hours: Sequence[float] | None = None, ends: float = 0.4
+) -> list[float]:
+    n = len(channels)
+    if n <= 2:
+        return linear(channels)
+    middle = (1.0 - 2 * ends) / (n - 2)
+    return [ends] + [middle] * (n - 2) + [ends]
+
+
+def time_decay(
+    channels: Sequence[str],
+    hours: Sequence[float] | None,
+    half_life_hours: float = DEFAULT_HALF_LIFE_HOURS,
+) -> list[float]:
+    if not channels:
+        return []
+    if hours is None or len(hours) != len(channels):
+        raise ValueError("time decay needs the hours from each touch to the conversion")
+    raw = [0.5 ** (max(0.0, h) / half_life_hours) for h in hours]
+    total = sum(raw)
+    return [w / total for w in raw]
+
+
+RULES: dict[str, Callable[..., list[float]]] = {
+    "first_touch": first_touch,
+    "last_touch": last_touch,
+    "last_non_direct": last_non_direct,
+    "linear": linear,
+    "position_based": position_based,
+    "time_decay": time_decay,
+}
+
+
+def rule_weights(
+    model: str,
+    channels: Sequence[str],
+    hours: Sequence[float] | None = None,
+    half_life_hours: float = DEFAULT_HALF_LIFE_HOURS,
+) -> list[float]:
+    """Per-touch weights (summing to 1) of a rule-based model."""
+    if model == "time_decay":
+        return time_decay(channels, hours, half_life_hours)
+    return RULES[model](channels, hours)
