@@ -92,7 +92,7 @@ def compute_csv(
     order: int = 1,
     half_life_hours: float = DEFAULT_HALF_LIFE_HOURS,
 ) -> str:
-    """CSV of channel credits per model: model, channel, total_conversions, total_conversion_value."""
+    """Channel credits per model as CSV (model, channel, conversions, value)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["model", "channel", "total_conversions", "total_conversion_value"])

@@ -1,5 +1,6 @@
 """Attribution models with hand-computed examples; Markov against independent solvers."""
 
+import itertools
 import random
 from collections import Counter, defaultdict
 
@@ -124,7 +125,7 @@ def independent_chain(rows, order):
             + [",".join(walk[max(0, i - order + 1) : i + 1]) for i in range(len(walk))]
             + ["CONV" if converted else "NULL"]
         )
-        for a, b in zip(states, states[1:], strict=False):
+        for a, b in itertools.pairwise(states):
             counts[a][b] += 1
     return {a: {b: n / sum(c.values()) for b, n in c.items()} for a, c in counts.items()}
 
