@@ -422,13 +422,49 @@ def attribution_compute(
     click.echo(compute_csv(rows, models, order, half_life_hours), nl=False)
 
 
-# -- demo ------------------------------------------------------------------------
+# -- whole stack -----------------------------------------------------------------
 @main.command()
-def demo() -> None:
-    """Run the bus on the embedded defaults with demo data and print what arrived."""
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Processes per stream stage (they share partitions).",
+)
+@click.option(
+    "--metrics-base-port",
+    type=int,
+    default=9400,
+    show_default=True,
+    help="Child processes serve /metrics, /health, /ready from this port up.",
+)
+@click.option("--log-level", default="info", show_default=True)
+def up(workers: int, metrics_base_port: int, log_level: str) -> None:
+    """Run the whole local stack as supervised processes until Ctrl-C."""
+    from streams.supervisor import Supervisor
+    from streams.worker import stop_on_signals
+
+    _logging(log_level)
+    stop = stop_on_signals()
+    supervisor = Supervisor(get_settings(), workers=workers, base_metrics_port=metrics_base_port)
+    try:
+        bootstrap = supervisor.start()
+        click.echo(f"journeybus is up on {bootstrap} (Ctrl-C to stop)")
+        supervisor.run(stop)
+    finally:
+        supervisor.stop()
+
+
+@main.command()
+@click.option("--customers", type=int, default=2000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--log-level", default="warning", show_default=True)
+def demo(customers: int, seed: int, log_level: str) -> None:
+    """Run the stack on the embedded defaults with demo data, then print the report."""
     from streams.demo import run_demo
 
-    run_demo()
+    _logging(log_level)
+    run_demo(customers=customers, seed=seed)
 
 
 if __name__ == "__main__":

@@ -1,87 +1,110 @@
-"""``journeybus demo``: run the bus on the embedded defaults with demo data.
+"""``journeybus demo``: the whole stack on the embedded defaults, with demo data.
 
-Starts the embedded broker (unless KAFKA_BOOTSTRAP_SERVERS is set), creates
-every catalogue topic, publishes the catalogue's example messages through the
-codec and reads them back, then prints what arrived per topic.
+Runs ``journeybus up`` in this process, publishes a generated population (with
+known ground truth) to the source topics, waits until the DuckDB tables hold
+every event, conversion and attribution credit, then prints the report and a
+few example queries and stops the stack. The DuckDB files stay in the runtime
+directory for ``journeybus query`` and the dashboard.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
+import threading
 import time
-import uuid
-from collections import Counter
-from collections.abc import Iterator
 
 import click
 
-from streams.broker import EmbeddedBroker
-from streams.catalog import Catalog, default_catalog
+from connectors.generator.population import PopulationGenerator
+from connectors.generator.publish import publish_events
+from connectors.sinks.duckdb.query import connect_read_only, run_query, run_report
 from streams.codec import make_codec
-from streams.jsonavro import from_json
-from streams.kafka import make_consumer, make_producer
-from streams.settings import Settings, get_settings
-from streams.topics import admin_client, create_topics
+from streams.kafka import make_producer
+from streams.settings import get_settings
+from streams.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+EXAMPLE_QUERIES = [
+    (
+        "Attribution by channel, every model side by side",
+        "PIVOT (SELECT model, channel, round(conversions, 1) AS conversions "
+        "FROM channel_performance) ON model USING sum(conversions) ORDER BY channel",
+    ),
+    (
+        "The chain of touches behind purchases (most frequent transitions)",
+        "SELECT from_channel, to_channel, transitions FROM path_transitions "
+        "ORDER BY transitions DESC LIMIT 8",
+    ),
+    (
+        "Journeys of one customer",
+        "SELECT journey_id, converted, path, conversion_value FROM journeys "
+        "WHERE customer_key = (SELECT customer_key FROM journeys WHERE converted "
+        "ORDER BY touch_count DESC, customer_key LIMIT 1)",
+    ),
+]
 
 
-@contextlib.contextmanager
-def bus(settings: Settings) -> Iterator[str]:
-    """The configured cluster, or an embedded broker for the duration of the block."""
-    if settings.kafka.bootstrap_servers:
-        yield settings.kafka.bootstrap_servers
-        return
-    settings.runtime_dir.mkdir(parents=True, exist_ok=True)
-    with EmbeddedBroker(log_path=settings.runtime_dir / "broker.log") as broker:
-        yield broker.bootstrap
-
-
-def publish_examples(catalog: Catalog, bootstrap: str, settings: Settings) -> Counter:
-    codec = make_codec(settings, catalog)
-    producer = make_producer(settings, bootstrap)
-    sent: Counter = Counter()
-    for topic in catalog.topics:
-        schema = catalog.value_schema(topic).raw
-        for _, value in catalog.examples(topic):
-            producer.produce(topic, codec.encode(topic, from_json(schema, value)))
-            sent[topic] += 1
-    producer.flush(30)
-    return sent
-
-
-def read_back(
-    catalog: Catalog, bootstrap: str, settings: Settings, expected: Counter, timeout_s: float = 30.0
-) -> Counter:
-    codec = make_codec(settings, catalog)
-    consumer = make_consumer(f"journeybus-demo-{uuid.uuid4().hex[:8]}", settings, bootstrap)
-    consumer.subscribe(list(expected))
-    got: Counter = Counter()
-    deadline = time.monotonic() + timeout_s
+def _progress(expected_touchpoints: int, conversions: int) -> tuple[int, int, int]:
     try:
-        while sum(got.values()) < sum(expected.values()) and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, timeout=0.5):
-                if msg.error():
-                    continue
-                codec.decode(msg.topic(), msg.value(), msg.partition(), msg.offset())
-                got[msg.topic()] += 1
-    finally:
-        consumer.close()
-    return got
+        with connect_read_only() as db:
+            return db.execute(
+                "SELECT (SELECT count(*) FROM touchpoints), "
+                "(SELECT count(*) FROM journeys WHERE converted), "
+                "(SELECT count(DISTINCT conversion_id) FROM attribution_credits)"
+            ).fetchone()
+    except Exception:  # the first snapshot is not there yet
+        return (0, 0, 0)
 
 
-def run_demo() -> None:
+def run_demo(customers: int = 2000, seed: int = 7, timeout_s: float = 240.0) -> None:
     settings = get_settings()
-    catalog = default_catalog()
-    with bus(settings) as bootstrap:
-        click.echo(f"bus: {bootstrap}")
-        created = create_topics(
-            admin_client(settings.kafka.confluent_config(bootstrap)), catalog.topics.values()
+    supervisor = Supervisor(settings)
+    stop = threading.Event()
+    click.echo("starting the stack (broker, topics, stages, sink) ...")
+    bootstrap = supervisor.start()
+    thread = threading.Thread(target=supervisor.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        click.echo(f"bus: {bootstrap}; logs in {settings.runtime_dir / 'logs'}")
+        gen = PopulationGenerator(customers, seed=seed)
+        events = gen.generate()
+        truth = gen.truth
+        started = time.monotonic()
+        sent = publish_events(events, make_codec(settings), make_producer(settings, bootstrap))
+        click.echo(
+            f"published {sent} events of {customers} customers "
+            f"({sum(truth.invalid.values())} deliberately invalid)"
         )
-        click.echo(f"topics: {len(created.created)} created, {len(created.existing)} existed")
-        sent = publish_examples(catalog, bootstrap, settings)
-        got = read_back(catalog, bootstrap, settings, sent)
-        click.echo(f"{'TOPIC':40} {'SENT':>5} {'READ':>5}")
-        for topic in sorted(sent):
-            click.echo(f"{topic:40} {sent[topic]:>5} {got[topic]:>5}")
-        if got != sent:
-            raise click.ClickException("not every published example was read back")
-        click.echo(f"{sum(got.values())} example events published and decoded")
+        expected = (sum(truth.events.values()), len(truth.conversions), len(truth.conversions))
+        got = (0, 0, 0)
+        while time.monotonic() - started < timeout_s:
+            got = _progress(*expected[:2])
+            if got == expected:
+                break
+            time.sleep(1.0)
+        elapsed = time.monotonic() - started
+        click.echo(
+            f"tables: {got[0]}/{expected[0]} touchpoints, {got[1]}/{expected[1]} "
+            f"conversion journeys, {got[2]}/{expected[2]} attributed, after {elapsed:.1f} s"
+        )
+        if got != expected:
+            raise click.ClickException(
+                "the pipeline did not process the demo data in time; "
+                f"see {settings.runtime_dir / 'logs'}"
+            )
+        # one more snapshot interval so that late null paths and credits are in
+        time.sleep(2.0)
+        click.echo("\n" + run_report())
+        for title, sql in EXAMPLE_QUERIES:
+            click.echo(f'== {title}\n$ journeybus query "{sql}"')
+            click.echo(run_query(sql))
+        click.echo(f"strongest true channel of the generated population: {truth.strongest_channel}")
+        click.echo(
+            f"DuckDB: {settings.runtime_dir / 'journeybus-read.duckdb'} "
+            '(try: journeybus query "SELECT * FROM conversion_paths LIMIT 5")'
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        supervisor.stop()

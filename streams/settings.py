@@ -88,6 +88,15 @@ class BrokerSettings(BaseSettings):
     ready_timeout_s: float = 30.0
 
 
+class MetricsSettings(BaseSettings):
+    """Where a process serves /metrics, /health and /ready (unset port: not served)."""
+
+    model_config = _section("METRICS")
+
+    port: int | None = None
+    host: str = "127.0.0.1"  # 0.0.0.0 in containers, where Prometheus scrapes from outside
+
+
 class Settings(BaseSettings):
     """All journeybus settings; each section reads its own environment variables."""
 
@@ -97,6 +106,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
 @lru_cache(maxsize=1)

@@ -157,6 +157,7 @@ class StageRunner:
         )
         self.stores: dict[TopicPartitionKey, PartitionStore] = {}
         self._delivery_errors: list[str] = []
+        self.assigned = False  # for readiness: the group gave this runner partitions
         self._last_tick = 0.0
         self.processed = 0
 
@@ -165,6 +166,7 @@ class StageRunner:
         return self.state_dir / f"{tp[0]}-{tp[1]}.sqlite"
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned = True
         if self.stage.stateful:
             for part in partitions:
                 key = (part.topic, part.partition)

@@ -9,6 +9,7 @@ import threading
 from streams.attribution.stage import AttributionStage
 from streams.broker import resolve_bootstrap
 from streams.codec import make_codec
+from streams.health import serve_health
 from streams.journeys.stage import JourneysStage
 from streams.normalise.stage import NormaliseStage
 from streams.settings import Settings, get_settings
@@ -43,5 +44,15 @@ def run_worker(names: list[str] | None = None) -> None:
     bootstrap = resolve_bootstrap(settings)
     stop = stop_on_signals()
     runners = build_runners(names or list(STAGES), settings, bootstrap)
+    if settings.metrics.port is not None:
+        serve_health(settings.metrics.port, lambda: stages_ready(runners), settings.metrics.host)
     log.info("worker running stages %s on %s", [r.stage.name for r in runners], bootstrap)
     run_stages(runners, stop)
+
+
+def stages_ready(runners: list[StageRunner]) -> tuple[bool, str]:
+    """Ready when every stage has been assigned partitions and is consuming."""
+    waiting = [r.stage.name for r in runners if not r.assigned]
+    if waiting:
+        return False, f"waiting for partition assignment: {', '.join(waiting)}"
+    return True, "ok"

@@ -138,6 +138,7 @@ class DuckDBSink:
         self._last_snapshot = 0.0
         self._snapshot_cost = 0.0
         self.rows_written = 0
+        self.assigned = False
 
     # -- lifecycle -------------------------------------------------------------------
     def setup(self) -> None:
@@ -203,7 +204,15 @@ class DuckDBSink:
         rows = self.db.execute("SELECT topic, partition, next_offset FROM _sink_offsets")
         return {(t, p): o for t, p, o in rows.fetchall()}
 
+    def ready(self) -> tuple[bool, str]:
+        if self.db is None:
+            return False, "database not open"
+        if not self.assigned:
+            return False, "waiting for partition assignment"
+        return True, "ok"
+
     def _on_assign(self, consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned = True
         stored = self.stored_offsets()
         for part in partitions:
             part.offset = stored.get((part.topic, part.partition), OFFSET_BEGINNING)
@@ -227,6 +236,10 @@ class DuckDBSink:
             self.settings, bootstrap, **{"client.id": "journeybus-duckdb-sink"}
         )
         self.consumer.subscribe(self.topics(), on_assign=self._on_assign)
+        if self.settings.metrics.port is not None:
+            from streams.health import serve_health
+
+            serve_health(self.settings.metrics.port, self.ready, self.settings.metrics.host)
         try:
             while not stop.is_set():
                 batch = self._collect()

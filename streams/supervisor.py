@@ -1,0 +1,190 @@
+"""``journeybus up``: the whole local stack as supervised processes.
+
+Starts the embedded broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` names a
+cluster), creates the topics, then runs each component as a child process:
+one per stream stage (``--workers N``: N per stage, sharing partitions through
+the consumer group), the DuckDB sink, and the HTTP collector when present. A
+child that exits is restarted with exponential backoff (1 s doubling to 30 s,
+reset after a minute of good health) and the exit is logged. Ctrl-C or SIGTERM
+stops every child (SIGTERM, then SIGKILL after a timeout) and the broker;
+children also die with the supervisor (PR_SET_PDEATHSIG), so nothing is left
+running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.broker import EmbeddedBroker, clear_state, write_state
+from streams.catalog import default_catalog
+from streams.settings import Settings, get_settings
+from streams.topics import admin_client, create_topics
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START_S, BACKOFF_MAX_S, HEALTHY_AFTER_S = 1.0, 30.0, 60.0
+
+
+def _child_setup() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    """A supervised child process."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    metrics_port: int
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    backoff_s: float = BACKOFF_START_S
+    started_at: float = 0.0
+    next_start: float = 0.0
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                self.args,
+                env={**self.env, "JOURNEYBUS__METRICS__PORT": str(self.metrics_port)},
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_child_setup,
+            )
+        self.started_at = time.monotonic()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)
+
+
+@dataclass
+class Supervisor:
+    """Runs and restarts the stack's processes (see module docstring)."""
+
+    settings: Settings = field(default_factory=get_settings)
+    workers: int = 1
+    stages: tuple[str, ...] = ("normalise", "journeys", "attribution")
+    with_collector: bool = False
+    base_metrics_port: int = 9400
+    children: list[Child] = field(default_factory=list)
+    broker: EmbeddedBroker | None = None
+    bootstrap: str = ""
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> str:
+        """Start broker, topics and children; returns the bootstrap address."""
+        runtime = self.settings.runtime_dir
+        runtime.mkdir(parents=True, exist_ok=True)
+        if self.settings.kafka.bootstrap_servers:
+            self.bootstrap = self.settings.kafka.bootstrap_servers
+        else:
+            self.broker = EmbeddedBroker(log_path=runtime / "broker.log")
+            self.bootstrap = self.broker.start()
+            write_state(runtime, self.bootstrap, self.broker.process.pid)  # type: ignore[union-attr]
+        created = create_topics(
+            admin_client(self.settings.kafka.confluent_config(self.bootstrap)),
+            default_catalog().topics.values(),
+            replication_factor=1 if self.broker else 3,
+        )
+        log.info(
+            "bus %s: %d topics created, %d existed",
+            self.bootstrap,
+            len(created.created),
+            len(created.existing),
+        )
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "JOURNEYBUS__RUNTIME_DIR": str(runtime.resolve()),
+        }
+        logs = runtime / "logs"
+        logs.mkdir(exist_ok=True)
+        exe = [sys.executable, "-m", "streams.cli"]
+        specs: list[tuple[str, list[str]]] = []
+        for stage in self.stages:
+            for i in range(self.workers):
+                specs.append((f"{stage}-{i}", [*exe, "worker", "--stage", stage]))
+        specs.append(("sink", [*exe, "sink"]))
+        if self.with_collector:
+            specs.append(("collector", [*exe, "collect"]))
+        for offset, (name, args) in enumerate(specs):
+            child = Child(name, args, env, logs / f"{name}.log", self.base_metrics_port + offset)
+            child.start()
+            self.children.append(child)
+            log.info(
+                "started %s (pid %s, metrics :%d, log %s)",
+                name,
+                child.process.pid,
+                child.metrics_port,
+                child.log_path,
+            )
+        return self.bootstrap
+
+    def supervise_once(self) -> None:
+        """Restart children that exited, with backoff."""
+        now = time.monotonic()
+        for child in self.children:
+            proc = child.process
+            if proc is not None and proc.poll() is None:
+                if now - child.started_at > HEALTHY_AFTER_S:
+                    child.backoff_s = BACKOFF_START_S
+                continue
+            if proc is not None:  # just exited
+                log.warning(
+                    "%s exited with code %s; restarting in %.0f s (see %s)",
+                    child.name,
+                    proc.returncode,
+                    child.backoff_s,
+                    child.log_path,
+                )
+                child.process = None
+                child.next_start = now + child.backoff_s
+                child.backoff_s = min(BACKOFF_MAX_S, child.backoff_s * 2)
+            elif now >= child.next_start:
+                child.restarts += 1
+                child.start()
+                log.info(
+                    "restarted %s (pid %s, restart #%d)",
+                    child.name,
+                    child.process.pid,
+                    child.restarts,
+                )
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(0.5):
+            self.supervise_once()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        self.stopping.set()
+        for child in self.children:  # all at once: they shut down in parallel
+            if child.process is not None and child.process.poll() is None:
+                child.process.terminate()
+        for child in self.children:
+            child.stop(timeout_s)
+        if self.broker is not None:
+            clear_state(self.settings.runtime_dir)
+            self.broker.stop()
+            self.broker = None
+        log.info("stack stopped")

@@ -1,0 +1,156 @@
+"""``journeybus up``: supervised processes serving metrics; restart on crash; clean stop."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from connectors.generator.population import PopulationGenerator
+from connectors.generator.publish import publish_events
+from streams.codec import make_codec
+from streams.kafka import make_producer
+from streams.settings import Settings
+
+CHILDREN = ["normalise-0", "journeys-0", "attribution-0", "sink"]
+
+
+def free_port_block(size: int) -> int:
+    for base in range(20000, 60000, 97):
+        ok = True
+        for port in range(base, base + size):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def metric(text: str, name: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+def our_processes(runtime: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [ln for ln in out.splitlines() if "streams.cli" in ln or "tansu" in ln]
+
+
+@pytest.fixture
+def stack(tmp_path):
+    base = free_port_block(len(CHILDREN))
+    env = {
+        **os.environ,
+        "JOURNEYBUS__RUNTIME_DIR": str(tmp_path / "rt"),
+        "CONNECTORS__DUCKDB__DATABASE": str(tmp_path / "sink.duckdb"),
+        "CONNECTORS__DUCKDB__SNAPSHOT": str(tmp_path / "read.duckdb"),
+    }
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    before = set(our_processes(""))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "up",
+            "--log-level",
+            "warning",
+            "--metrics-base-port",
+            str(base),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    assert "journeybus is up on 127.0.0.1:" in line, line
+    bootstrap = line.split(" on ")[1].split()[0]
+    yield proc, bootstrap, base, tmp_path
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and set(our_processes("")) - before:
+        time.sleep(0.2)
+    assert not set(our_processes("")) - before, "processes left after stopping"
+
+
+def wait(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_up_serves_metrics_that_move_and_stops_cleanly(stack):
+    proc, bootstrap, base, tmp_path = stack
+    ports = dict(zip(CHILDREN, range(base, base + len(CHILDREN)), strict=True))
+    for name, port in ports.items():
+        assert wait(lambda p=port: get(f"http://127.0.0.1:{p}/health")[0] == 200), name
+        assert wait(lambda p=port: get(f"http://127.0.0.1:{p}/ready")[0] == 200), name
+    gen = PopulationGenerator(50, seed=3)
+    settings = Settings(runtime_dir=tmp_path / "rt")
+    publish_events(gen.generate(), make_codec(settings), make_producer(settings, bootstrap))
+    expected = sum(gen.truth.events.values())
+
+    def stage_metric(name: str, metric_name: str) -> float:
+        return metric(get(f"http://127.0.0.1:{ports[name]}/metrics")[1], metric_name)
+
+    assert wait(lambda: stage_metric("normalise-0", "journeybus_events_out_total") >= expected)
+    assert wait(lambda: stage_metric("journeys-0", "journeybus_events_in_total") >= expected)
+    assert wait(lambda: stage_metric("sink", "journeybus_events_in_total") >= expected)
+    assert stage_metric("normalise-0", "journeybus_dead_letters_total") == sum(
+        gen.truth.invalid.values()
+    )
+    assert stage_metric("sink", "journeybus_sink_batch_rows_count") > 0
+    assert stage_metric("sink", "journeybus_freshness_seconds_count") > 0
+
+
+def test_a_killed_child_is_restarted(stack):
+    proc, _, base, _ = stack
+    assert wait(lambda: get(f"http://127.0.0.1:{base}/health")[0] == 200)
+    out = subprocess.run(
+        ["pgrep", "-f", "streams.cli worker --stage normalise"], capture_output=True, text=True
+    ).stdout.split()
+    first = {int(p) for p in out}
+    assert first
+    for pid in first:
+        os.kill(pid, signal.SIGKILL)
+    assert wait(
+        lambda: (
+            {
+                int(p)
+                for p in subprocess.run(
+                    ["pgrep", "-f", "streams.cli worker --stage normalise"],
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()
+            }
+            - first
+            != set()
+        ),
+        timeout=20,
+    )
+    assert wait(lambda: get(f"http://127.0.0.1:{base}/ready")[0] == 200, timeout=30)
