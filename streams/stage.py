@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ class Output:
     topic: str
     key: str | None
     record: dict[str, Any]
+    partition: int | None = None  # None: by key (the default partitioner)
 
 
 @dataclass
@@ -64,8 +65,10 @@ class BatchContext:
     now_ms: int
     outputs: list[Output] = field(default_factory=list)
 
-    def emit(self, topic: str, key: str | None, record: dict[str, Any]) -> None:
-        self.outputs.append(Output(topic, key, record))
+    def emit(
+        self, topic: str, key: str | None, record: dict[str, Any], partition: int | None = None
+    ) -> None:
+        self.outputs.append(Output(topic, key, record, partition))
 
     def ok(self) -> None:
         """Count a record as processed successfully (for the dead-letter rate)."""
@@ -119,6 +122,16 @@ class Stage:
     def poll_side_inputs(self) -> None:
         """Refresh side inputs (lookup tables) before a batch; default: none."""
 
+    def after_batch(
+        self,
+        ctx: BatchContext,
+        assignment: set[TopicPartitionKey],
+        caught_up: Callable[[], set[TopicPartitionKey]],
+    ) -> None:
+        """Called after every batch and idle poll, before produce and commit (e.g. to
+        publish progress; ``caught_up()`` names the partitions with nothing left to
+        read); default: nothing."""
+
     def close(self) -> None:
         """Release what the stage holds (side-input consumers); default: nothing."""
 
@@ -158,6 +171,7 @@ class StageRunner:
         self.stores: dict[TopicPartitionKey, PartitionStore] = {}
         self._delivery_errors: list[str] = []
         self.assigned = False  # for readiness: the group gave this runner partitions
+        self.assignment: set[TopicPartitionKey] = set()
         self._last_tick = 0.0
         self.processed = 0
 
@@ -167,6 +181,7 @@ class StageRunner:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned = True
+        self.assignment |= {(p.topic, p.partition) for p in partitions}
         if self.stage.stateful:
             for part in partitions:
                 key = (part.topic, part.partition)
@@ -186,6 +201,7 @@ class StageRunner:
         )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assignment -= {(p.topic, p.partition) for p in partitions}
         for part in partitions:
             store = self.stores.pop((part.topic, part.partition), None)
             if store:
@@ -211,42 +227,54 @@ class StageRunner:
         self.stage.poll_side_inputs()
         messages = self.consumer.consume(self.max_batch, timeout=self.poll_timeout_s)
         batch = [m for m in messages if not self._is_error(m)]
-        now = time.monotonic()
-        if not batch:
-            if now - self._last_tick > 1.0 and self.stores:
-                self._last_tick = now
-                ctx = self._context()
-                for tp, store in list(self.stores.items()):
-                    self.stage.tick(tp, store, ctx)
-                if ctx.outputs:
-                    self._produce_and_commit(ctx, {})
-            return 0
         started = time.perf_counter()
         ctx = self._context()
-        by_partition: dict[TopicPartitionKey, list[Message]] = defaultdict(list)
-        for msg in batch:
-            by_partition[(msg.topic(), msg.partition())].append(msg)
         next_offsets: dict[TopicPartitionKey, int] = {}
-        for tp, msgs in by_partition.items():
-            metrics.EVENTS_IN.labels(self.stage.name, tp[0]).inc(len(msgs))
-            store = self.stores.get(tp) if self.stage.stateful else None
-            if self.stage.stateful and store is None:
-                continue  # revoked while consuming; the new owner replays it
-            items = self._decode(tp[0], msgs, ctx)
-            self.stage.process(tp, items, store, ctx)
-            self.stage.tick(tp, store, ctx)
-            next_offsets[tp] = msgs[-1].offset() + 1
-        self._produce_and_commit(ctx, next_offsets)
-        elapsed = time.perf_counter() - started
-        metrics.BATCH_SIZE.labels(self.stage.name).observe(len(batch))
-        metrics.BATCH_SECONDS.labels(self.stage.name).observe(elapsed)
-        ts_type, ts = batch[-1].timestamp()
-        if ts_type and ts > 0:
-            metrics.PROCESSING_LATENCY.labels(self.stage.name).observe(
-                max(0.0, time.time() - ts / 1000)
-            )
-        self.processed += len(batch)
+        if batch:
+            by_partition: dict[TopicPartitionKey, list[Message]] = defaultdict(list)
+            for msg in batch:
+                by_partition[(msg.topic(), msg.partition())].append(msg)
+            for tp, msgs in by_partition.items():
+                metrics.EVENTS_IN.labels(self.stage.name, tp[0]).inc(len(msgs))
+                store = self.stores.get(tp) if self.stage.stateful else None
+                if self.stage.stateful and store is None:
+                    continue  # revoked while consuming; the new owner replays it
+                items = self._decode(tp[0], msgs, ctx)
+                self.stage.process(tp, items, store, ctx)
+                self.stage.tick(tp, store, ctx)
+                next_offsets[tp] = msgs[-1].offset() + 1
+        elif self.stores and time.monotonic() - self._last_tick > 1.0:
+            self._last_tick = time.monotonic()
+            for tp, store in list(self.stores.items()):
+                self.stage.tick(tp, store, ctx)
+        self.stage.after_batch(ctx, self.assignment, self.caught_up)
+        if batch or ctx.outputs:
+            self._produce_and_commit(ctx, next_offsets)
+        if batch:
+            metrics.BATCH_SIZE.labels(self.stage.name).observe(len(batch))
+            metrics.BATCH_SECONDS.labels(self.stage.name).observe(time.perf_counter() - started)
+            ts_type, ts = batch[-1].timestamp()
+            if ts_type and ts > 0:
+                metrics.PROCESSING_LATENCY.labels(self.stage.name).observe(
+                    max(0.0, time.time() - ts / 1000)
+                )
+            self.processed += len(batch)
         return len(batch)
+
+    def caught_up(self) -> set[TopicPartitionKey]:
+        """Assigned partitions whose next offset is at their (cached) high watermark."""
+        parts = [TopicPartition(t, p) for t, p in self.assignment]
+        if not parts:
+            return set()
+        done = set()
+        for part in self.consumer.position(parts):
+            low, high = self.consumer.get_watermark_offsets(part, cached=True)
+            if high < 0:
+                continue  # not fetched yet: unknown
+            position = part.offset if part.offset >= 0 else low
+            if position >= high:
+                done.add((part.topic, part.partition))
+        return done
 
     def _context(self) -> BatchContext:
         return BatchContext(self.stage.name, self.policy, int(time.time() * 1000))
@@ -291,12 +319,21 @@ class StageRunner:
                 value = codec.encode(out.record)
                 while True:
                     try:
-                        produce(
-                            topic,
-                            value,
-                            out.key.encode() if out.key else None,
-                            on_delivery=self._delivered,
-                        )
+                        if out.partition is None:
+                            produce(
+                                topic,
+                                value,
+                                out.key.encode() if out.key else None,
+                                on_delivery=self._delivered,
+                            )
+                        else:
+                            produce(
+                                topic,
+                                value,
+                                out.key.encode() if out.key else None,
+                                partition=out.partition,
+                                on_delivery=self._delivered,
+                            )
                         break
                     except BufferError:  # local queue full: let deliveries drain
                         self.producer.poll(0.05)

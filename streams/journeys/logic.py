@@ -121,8 +121,10 @@ def null_journey_id(customer_key: str, first_touch_id: str) -> str:
 class JourneyConfig:
     lookback_days: int = 30
     session_gap_ms: int = SESSION_GAP_MS
-    conversion_grace_ms: int = 2000  # processing time a conversion waits for stragglers
+    conversion_grace_ms: int = 200  # minimum processing time a conversion waits
+    conversion_max_wait_ms: int = 30_000  # released then even without a source watermark
     null_path_grace_ms: int = 10_000  # processing time an expired path waits for stragglers
+    transfer_timeout_ms: int = 60_000  # processing time held touchpoints wait for a transfer
     max_activity: int = 500  # bound a bot's state; the oldest activity drops off
     max_sessions: int = 50
     max_conversions_remembered: int = 100
@@ -208,6 +210,7 @@ class JourneyBuilder:
                         "revenue": tp["revenue"],
                         "currency": tp["currency"],
                         "release_at": now_ms + self.config.conversion_grace_ms,
+                        "deadline": now_ms + self.config.conversion_max_wait_ms,
                     }
                 )
         elif sid is not None:
@@ -234,16 +237,37 @@ class JourneyBuilder:
         """Processing time at which the next held conversion is released (None: none held)."""
         return min((h["release_at"] for h in state["held_conversions"]), default=None)
 
-    def release(self, state: dict, key: str, now_ms: int) -> list[dict]:
-        """Journeys of the held conversions whose grace is over, oldest conversion first."""
+    @staticmethod
+    def _releasable(held: dict, now_ms: int, source_watermark: int | None, awaiting: bool) -> bool:
+        deadline = held.get("deadline", held["release_at"])
+        if held["release_at"] > now_ms or (awaiting and now_ms < deadline):
+            return False  # a transfer of merged history is on its way
+        passed = source_watermark is not None and source_watermark >= held["event_time"]
+        return passed or now_ms >= deadline
+
+    def release(
+        self, state: dict, key: str, now_ms: int, source_watermark: int | None = None
+    ) -> list[dict]:
+        """Journeys of the held conversions that may close, oldest conversion first.
+
+        A conversion closes once every source has been processed past its event
+        time (``source_watermark``), no merged history is awaited and its minimum
+        grace is over; or at its deadline (``conversion_max_wait_ms``) whatever
+        the watermark says.
+        """
         ready = sorted(
-            (h for h in state["held_conversions"] if h["release_at"] <= now_ms),
+            (
+                h
+                for h in state["held_conversions"]
+                if self._releasable(h, now_ms, source_watermark, bool(state["awaiting"]))
+            ),
             key=lambda h: (h["event_time"], h["conversion_id"]),
         )
         if not ready:
             return []
+        done = {h["conversion_id"] for h in ready}
         state["held_conversions"] = [
-            h for h in state["held_conversions"] if h["release_at"] > now_ms
+            h for h in state["held_conversions"] if h["conversion_id"] not in done
         ]
         journeys = []
         for conv in ready:
@@ -399,10 +423,12 @@ class JourneyBuilder:
             state["awaiting"].append(origin)
 
     @staticmethod
-    def hold(state: dict, tp: dict) -> bool:
+    def hold(state: dict, tp: dict, now_ms: int) -> bool:
         """Keep ``tp`` for later if a transfer is awaited; True when held."""
         if not state["awaiting"]:
             return False
+        if not state["held"]:
+            state["held_since"] = now_ms
         state["held"].append(tp)
         return True
 
@@ -416,14 +442,19 @@ class JourneyBuilder:
         held, state["held"] = state["held"], []
         return held
 
-    @staticmethod
-    def release_stale(state: dict, watermark: int, max_wait_ms: int = 6 * HOUR_MS) -> list[dict]:
-        """Stop waiting when held touchpoints are ``max_wait_ms`` behind the watermark.
+    def release_stale(self, state: dict, now_ms: int) -> list[dict]:
+        """Stop waiting after ``transfer_timeout_ms`` of processing time.
 
-        The pipeline never loses a transfer; this only bounds the damage if one
-        were lost (the touchpoints are then applied without the merged history).
+        A transfer takes one round trip through the journeys stage; the pipeline
+        never loses one. This only bounds the damage if one were lost: the held
+        touchpoints are then applied without the merged history. (Processing
+        time, not the event-time watermark: in a backfill the watermark runs
+        days ahead of a customer's own events.)
         """
-        if state["held"] and watermark - state["held"][0]["event_time"] > max_wait_ms:
+        if (
+            state["held"]
+            and now_ms - state.get("held_since", now_ms) > self.config.transfer_timeout_ms
+        ):
             state["awaiting"] = []
             held, state["held"] = state["held"], []
             return held

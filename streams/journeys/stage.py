@@ -33,6 +33,7 @@ TOUCHPOINTS = "cust.touchpoints.v1"
 JOURNEYS = "cust.journeys.v1"
 WATERMARK = "watermark"
 STATE, HOLD = "c:", "h:"
+ORIGINS = "w:origins"  # normalise worker -> [source watermark, when heard (ms)]
 
 
 class JourneysStage(Stage):
@@ -42,8 +43,11 @@ class JourneysStage(Stage):
     inputs = (STITCHED,)
     stateful = True
 
-    def __init__(self, config: JourneyConfig | None = None) -> None:
+    def __init__(
+        self, config: JourneyConfig | None = None, origin_timeout_ms: int = 30_000
+    ) -> None:
         self.builder = JourneyBuilder(config)
+        self.origin_timeout_ms = origin_timeout_ms
         self._watermarks: dict[TopicPartitionKey, int] = {}
 
     def _load(self, store: PartitionStore, key: str) -> dict[str, Any]:
@@ -69,14 +73,18 @@ class JourneysStage(Stage):
         if watermark is None:  # first batch since assignment: the committed watermark
             watermark = store.meta(WATERMARK)
         for _msg, rec in items:
+            kind = rec["kind"]
+            if kind == "watermark":
+                self._source_progress(store, rec["origin"], rec["watermark"], ctx.now_ms)
+                ctx.ok()
+                continue
             key = rec["customer_key"]
             state = self._load(store, key)
-            kind = rec["kind"]
             if kind == "touchpoint":
                 watermark = max(watermark, rec["touchpoint"]["event_time"])
-                if not self.builder.hold(state, rec["touchpoint"]):
+                if not self.builder.hold(state, rec["touchpoint"], ctx.now_ms):
                     self._apply(ctx, state, key, rec["touchpoint"])
-                for late in self.builder.release_stale(state, watermark):
+                for late in self.builder.release_stale(state, ctx.now_ms):
                     self._apply(ctx, state, key, late)
             elif kind == "expect":
                 self.builder.expect(state, rec["origin"])
@@ -139,17 +147,39 @@ class JourneysStage(Stage):
             **fields,
         }
 
+    @staticmethod
+    def _source_progress(store: PartitionStore, origin: str, watermark: int, now_ms: int) -> None:
+        origins = store.get(ORIGINS) or {}
+        previous = origins.get(origin, [0, 0])[0]
+        origins[origin] = [max(previous, watermark), now_ms]
+        store.put(ORIGINS, origins)
+
+    def source_watermark(self, store: PartitionStore, now_ms: int) -> int | None:
+        """Event time every live normalise worker has processed its sources past.
+
+        A worker not heard from for ``origin_timeout_ms`` (it stopped or was
+        replaced) no longer holds the watermark back.
+        """
+        origins = store.get(ORIGINS) or {}
+        live = [w for w, heard in origins.values() if now_ms - heard <= self.origin_timeout_ms]
+        return min(live) if live else None
+
     def tick(self, tp: TopicPartitionKey, store: PartitionStore | None, ctx: BatchContext) -> None:
         """Publish journeys of released conversions and null paths of expired paths."""
         if store is None:
             return
+        source = self.source_watermark(store, ctx.now_ms)
         for hold_key in store.due_keys(ctx.now_ms, HOLD):
             key = hold_key[len(HOLD) :]
             state = self._load(store, key)
-            for journey in self.builder.release(state, key, ctx.now_ms):
+            for journey in self.builder.release(state, key, ctx.now_ms, source):
                 ctx.emit(JOURNEYS, key, journey)
             self._save(store, key, state)
-        watermark = self._watermarks.get(tp, store.meta(WATERMARK))
+        # Paths expire by the sources' watermark when there is one (a backfill's
+        # partition watermark runs ahead of slower sources), else by the partition's.
+        watermark = (
+            source if source is not None else self._watermarks.get(tp, store.meta(WATERMARK))
+        )
         for state_key in store.due_keys(watermark, STATE):
             key = state_key[len(STATE) :]
             state = self._load(store, key)

@@ -8,6 +8,13 @@ Identity evidence found in events (identify/alias calls, order emails, linked
 handles) is published to ``cust.identity.raw.v1``; when evidence changes a
 customer's key, a merge command for the old key goes to the journeys stage.
 
+Source watermarks: after each batch the stage tells every stitched partition
+how far, in event time, it has processed every raw partition it owns (the
+minimum over the partitions it still has records to read from, less
+``lateness_ms``; caught-up partitions do not hold it back). The journeys stage waits for it
+before it closes a conversion or a null path, so activity still in flight on a
+slower source is not missed.
+
 Stateless apart from its side inputs (identity graph, catalogue): offsets are
 the consumer group's, committed after the broker acknowledged the outputs.
 Guarantee: every raw event becomes exactly one touchpoint id or one dead letter.
@@ -15,6 +22,11 @@ Guarantee: every raw event becomes exactly one touchpoint id or one dead letter.
 
 from __future__ import annotations
 
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Message
@@ -60,7 +72,20 @@ class NormaliseStage(Stage):
     name = "normalise"
     inputs = SOURCE_TOPICS
 
-    def __init__(self, normaliser: Normaliser | None = None) -> None:
+    def __init__(
+        self,
+        normaliser: Normaliser | None = None,
+        lateness_ms: int = 60_000,
+        heartbeat_s: float = 1.0,
+    ) -> None:
+        self.origin = f"normalise-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.lateness_ms = lateness_ms
+        self.heartbeat_s = heartbeat_s
+        # raw partition -> [max event time of its valid records, monotonic time of the last]
+        self.progress: dict[TopicPartitionKey, list[float]] = {}
+        self.stitched_partitions = 0
+        self._last_watermark: int | None = None
+        self._last_emit = 0.0
         self.normaliser = normaliser or Normaliser(IdentityGraph(), {})
         self.graph = self.normaliser.graph
         self.normaliser.link = self._link
@@ -80,6 +105,8 @@ class NormaliseStage(Stage):
             SideInput(IDENTITY, self._apply_identity, codec, settings, bootstrap),
             SideInput(CATALOG, apply_product, codec, settings, bootstrap),
         ]
+        meta = self.side_inputs[0].consumer.list_topics(STITCHED, timeout=30)
+        self.stitched_partitions = len(meta.topics[STITCHED].partitions)
 
     def _apply_identity(self, record: dict[str, Any]) -> None:
         self._link(identity_nodes(record))
@@ -116,6 +143,8 @@ class NormaliseStage(Stage):
         topic = tp[0]
         normalise = self.normaliser.normalise
         now = ctx.now_ms
+        progress = self.progress.setdefault(tp, [0, 0.0])
+        progress[1] = time.monotonic()
         for msg, record in items:
             try:
                 result = normalise(topic, record, now)
@@ -131,6 +160,8 @@ class NormaliseStage(Stage):
                     ctx.emit(
                         IDENTITY, touchpoint["customer_key"], identity_event(group, touchpoint)
                     )
+            if touchpoint["event_time"] > progress[0]:
+                progress[0] = touchpoint["event_time"]
             ctx.emit(
                 STITCHED,
                 touchpoint["customer_key"],
@@ -146,6 +177,59 @@ class NormaliseStage(Stage):
             )
             ctx.ok()
         self._flush_merges(ctx)
+
+    def source_watermark(
+        self, assignment: set[TopicPartitionKey], caught_up: set[TopicPartitionKey]
+    ) -> int | None:
+        """Event time up to which every owned raw partition has been processed.
+
+        The minimum over the partitions that still have records to read; a
+        caught-up partition does not hold it back. None while a partition with
+        records to read has delivered none yet.
+        """
+        behind = [tp for tp in assignment if tp not in caught_up]
+        if any(tp not in self.progress for tp in behind):
+            return None
+        known = [self.progress[tp][0] for tp in assignment if tp in self.progress]
+        pending = [self.progress[tp][0] for tp in behind]
+        low = min(pending) if pending else max(known, default=0)
+        return int(low) - self.lateness_ms if low > 0 else None
+
+    def after_batch(
+        self,
+        ctx: BatchContext,
+        assignment: set[TopicPartitionKey],
+        caught_up: Callable[[], set[TopicPartitionKey]],
+    ) -> None:
+        """Publish the source watermark to every stitched partition when it moved (or as a
+        heartbeat, so that the journeys stage knows this worker is alive)."""
+        now = time.monotonic()
+        if now - self._last_emit < 0.2:
+            return  # at most five per second
+        watermark = self.source_watermark(assignment, caught_up())
+        if watermark is None or not self.stitched_partitions:
+            return
+        moved = self._last_watermark is None or watermark > self._last_watermark
+        if not moved and now - self._last_emit < self.heartbeat_s:
+            return
+        self._last_watermark = max(watermark, self._last_watermark or watermark)
+        self._last_emit = now
+        for partition in range(self.stitched_partitions):
+            ctx.emit(
+                STITCHED,
+                None,
+                {
+                    "kind": "watermark",
+                    "customer_key": "",
+                    "touchpoint": None,
+                    "merge_into": None,
+                    "origin": self.origin,
+                    "state_json": None,
+                    "watermark": self._last_watermark,
+                    "emitted_at": ctx.now_ms,
+                },
+                partition=partition,
+            )
 
     def _flush_merges(self, ctx: BatchContext) -> None:
         """Tell the journeys stage about changed customer keys: old → new.

@@ -105,7 +105,7 @@ def wait(predicate, timeout=60.0):
 
 
 def test_up_serves_metrics_that_move_and_stops_cleanly(stack):
-    proc, bootstrap, base, tmp_path = stack
+    _proc, bootstrap, base, tmp_path = stack
     ports = dict(zip(CHILDREN, range(base, base + len(CHILDREN)), strict=True))
     for name, port in ports.items():
         assert wait(lambda p=port: get(f"http://127.0.0.1:{p}/health")[0] == 200), name
@@ -129,7 +129,7 @@ def test_up_serves_metrics_that_move_and_stops_cleanly(stack):
 
 
 def test_a_killed_child_is_restarted(stack):
-    proc, _, base, _ = stack
+    _proc, _, base, _ = stack
     assert wait(lambda: get(f"http://127.0.0.1:{base}/health")[0] == 200)
     out = subprocess.run(
         ["pgrep", "-f", "streams.cli worker --stage normalise"], capture_output=True, text=True

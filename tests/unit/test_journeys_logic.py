@@ -40,7 +40,9 @@ def tp(
 
 
 def builder(**kw):
-    return JourneyBuilder(JourneyConfig(conversion_grace_ms=0, null_path_grace_ms=0, **kw))
+    return JourneyBuilder(
+        JourneyConfig(conversion_grace_ms=0, conversion_max_wait_ms=0, null_path_grace_ms=0, **kw)
+    )
 
 
 def run(events, key="c1", b=None):
@@ -128,16 +130,27 @@ def test_arrival_order_does_not_change_the_journeys():
     ]
 
 
-def test_conversion_waits_for_its_grace():
-    b = JourneyBuilder(JourneyConfig(conversion_grace_ms=2000))
+def test_conversion_waits_for_the_source_watermark_then_for_its_deadline():
+    b = JourneyBuilder(JourneyConfig(conversion_grace_ms=200, conversion_max_wait_ms=30_000))
     state = new_state()
+    conv_time = T0 + 5 * MIN
     b.apply_touchpoint(state, "c", tp("a", 0), now_ms=1000)
     b.apply_touchpoint(state, "c", tp("p", 5, event_type="purchase", conversion="o"), now_ms=1000)
-    assert b.release_due(state) == 3000
-    assert b.release(state, "c", now_ms=2999) == []
-    b.apply_touchpoint(state, "c", tp("late", 3, "Email", "message_opened"), now_ms=2500)
-    (journey,) = b.release(state, "c", now_ms=3000)
+    assert b.release_due(state) == 1200
+    assert b.release(state, "c", now_ms=1100, source_watermark=conv_time) == []  # grace
+    assert b.release(state, "c", now_ms=5000, source_watermark=conv_time - 1) == []
+    # a slower source delivers a touch from before the conversion meanwhile
+    b.apply_touchpoint(state, "c", tp("late", 3, "Email", "message_opened"), now_ms=6000)
+    (journey,) = b.release(state, "c", now_ms=7000, source_watermark=conv_time)
     assert journey["path"] == "Paid Search > Email"
+
+
+def test_conversion_is_released_at_its_deadline_without_a_watermark():
+    b = JourneyBuilder(JourneyConfig(conversion_grace_ms=0, conversion_max_wait_ms=30_000))
+    state = new_state()
+    b.apply_touchpoint(state, "c", tp("p", 5, event_type="purchase", conversion="o"), now_ms=0)
+    assert b.release(state, "c", now_ms=29_999) == []
+    assert len(b.release(state, "c", now_ms=30_000)) == 1
 
 
 def test_replayed_touchpoints_and_conversions_change_nothing():
@@ -191,7 +204,8 @@ def test_merge_moves_history_to_the_new_key_and_holds_until_it_arrives():
     anon, cust = new_state(), new_state()
     b.apply_touchpoint(anon, "a", tp("x", 0, "Organic Search"), now_ms=0)
     b.expect(cust, "a")
-    assert b.hold(cust, tp("p", 100, event_type="purchase", conversion="o", revenue=5.0))
+    assert b.hold(cust, tp("p", 100, event_type="purchase", conversion="o", revenue=5.0), 0)
+    assert b.release_stale(cust, now_ms=59_000) == []  # a transfer may take a while
     moved = b.take_for_transfer(anon, "c")
     assert anon["merged_into"] == "c"
     b.absorb(cust, moved)
@@ -222,3 +236,31 @@ def test_every_arrival_permutation_of_a_small_journey_agrees():
     ]
     paths = {run(list(p))[1][0]["path"] for p in itertools.permutations(events)}
     assert paths == {"Email > Paid Search"}
+
+
+def test_held_touchpoints_are_released_after_the_transfer_timeout():
+    b = JourneyBuilder(JourneyConfig(transfer_timeout_ms=1000))
+    state = new_state()
+    b.expect(state, "anon")
+    assert b.hold(state, tp("x", 0), now_ms=5000)
+    assert b.release_stale(state, now_ms=6000) == []
+    released = b.release_stale(state, now_ms=6001)
+    assert [t["touchpoint_id"] for t in released] == ["x"]
+    assert state["awaiting"] == [] and state["held"] == []
+
+
+def test_a_conversion_does_not_close_while_merged_history_is_awaited():
+    b = JourneyBuilder(JourneyConfig(conversion_grace_ms=0, conversion_max_wait_ms=1000))
+    cust = new_state()
+    # the order system's echo of the order arrives first, then the identify's merge
+    b.apply_touchpoint(
+        cust, "c", tp("echo", 5, event_type="order_placed", conversion="o", revenue=1.0), now_ms=0
+    )
+    b.expect(cust, "anon")
+    assert b.release(cust, "c", now_ms=10, source_watermark=T0 + 10 * MIN) == []
+    anon = new_state()
+    b.apply_touchpoint(anon, "anon", tp("web", 0, "Paid Search"), now_ms=0)
+    b.absorb(cust, b.take_for_transfer(anon, "c"))
+    b.arrived(cust, "anon")
+    (journey,) = b.release(cust, "c", now_ms=20, source_watermark=T0 + 10 * MIN)
+    assert journey["path"] == "Paid Search"
