@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +56,7 @@ class Pipeline:
         try:
             target(self.stop)
         except BaseException as exc:
+            logging.getLogger(__name__).exception("pipeline component failed")
             self.errors.append(exc)
             self.stop.set()
 

@@ -21,23 +21,27 @@ Guarantees:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 from pydantic import SecretStr
 
 from connectors.settings import ConnectorSettings, connector_config
 from connectors.sinks.duckdb import ddl
+from connectors.sinks.duckdb.batch_decode import decode_records
+from connectors.sinks.duckdb.ddl import Column
 from connectors.sinks.duckdb.tables import INGESTED_AT, TableSpec, table_specs
 from streams import metrics
 from streams.catalog import Catalog, default_catalog
@@ -50,6 +54,7 @@ from streams.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 VIEWS_SQL = Path(__file__).with_name("views.sql")
+HEADER = 5  # magic byte + schema id
 
 
 class DuckDBSinkSettings(ConnectorSettings):
@@ -74,36 +79,35 @@ def _quote(name: str) -> str:
 
 
 class PiiPolicy:
-    """Hashes or drops PII-tagged top-level columns, by tag."""
+    """SQL expressions that keep, hash (salted SHA-256, so joins still work) or drop
+    (NULL) the PII-tagged columns of a table, by tag."""
 
     def __init__(self, direct: str, pseudonymous: str, salt: str) -> None:
         for value in (direct, pseudonymous):
             if value not in ("keep", "hash", "drop"):
                 raise FatalError(f"PII policy must be keep, hash or drop, not {value!r}")
         self.by_tag = {"direct": direct, "pseudonymous": pseudonymous}
-        self.salt = salt.encode()
+        self.salt = salt.replace("'", "''")
 
-    def _hash(self, value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, bytes):
-            return hashlib.sha256(self.salt + value).digest()
-        if isinstance(value, str):
-            return hashlib.sha256(self.salt + value.encode()).hexdigest()
-        return None  # structured PII cannot keep its shape hashed: drop it
+    def expression(self, column: Column, source: str, key: tuple[str, ...]) -> str:
+        action = self.by_tag.get(column.pii or "", "keep")
+        if action == "keep" or column.name in key:
+            return source
+        if action == "hash" and column.duck_type == "VARCHAR":
+            return f"sha256('{self.salt}' || {source})"
+        if action == "hash" and column.duck_type == "BLOB":
+            return f"unhex(sha256('{self.salt}'::BLOB || {source}))"
+        return "NULL"  # dropped, or structured PII that cannot keep its shape hashed
 
-    def actions(self, table: TableSpec) -> list[tuple[str, str]]:
-        out = []
-        for col in table.columns:
-            action = self.by_tag.get(col.pii or "", "keep")
-            if action != "keep" and col.name not in table.key:
-                out.append((col.name, action))
-        return out
 
-    def apply(self, rows: list[dict[str, Any]], actions: list[tuple[str, str]]) -> None:
-        for name, action in actions:
-            for row in rows:
-                row[name] = None if action == "drop" else self._hash(row.get(name))
+@dataclass
+class PreparedBatch:
+    """A decoded batch waiting to be written."""
+
+    frames: dict[str, list[pa.Table]]
+    offsets: dict[tuple[str, int], int]
+    now_ms: int
+    started: float
 
 
 class DuckDBSink:
@@ -130,21 +134,26 @@ class DuckDBSink:
         self.pii = PiiPolicy(
             self.conf.pii_direct, self.conf.pii_pseudonymous, self.conf.pii_salt.get_secret_value()
         )
-        self._pii_actions = {t.name: self.pii.actions(t) for t in self.tables}
-        self._arrow = {t.name: ddl.arrow_schema([*t.columns, INGESTED_AT]) for t in self.tables}
         self.db: duckdb.DuckDBPyConnection | None = None
         self.consumer = None
         self.producer = None
         self._last_snapshot = 0.0
-        self._snapshot_cost = 0.0
         self.rows_written = 0
         self.assigned = False
+        self._pending: Future | None = None
+        self._copy: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def setup(self) -> None:
         """Open the database, create or evolve tables, create views."""
         self.conf.database.parent.mkdir(parents=True, exist_ok=True)
         self.db = duckdb.connect(str(self.conf.database))
+        # Decoded timestamps are UTC instants; the tables hold them as UTC.
+        self.db.execute("SET TimeZone = 'UTC'")
+        # Checkpoints happen when a read snapshot is published (every second or so,
+        # see publish_snapshot); DuckDB's own every-16-MB checkpoint would double
+        # the cost of a commit and must not run while a snapshot is being copied.
+        self.db.execute("SET wal_autocheckpoint = '4GB'")
         db = self.db
         db.execute(
             "CREATE TABLE IF NOT EXISTS _sink_offsets (topic VARCHAR, partition INTEGER, "
@@ -211,7 +220,13 @@ class DuckDBSink:
             return False, "waiting for partition assignment"
         return True, "ok"
 
+    def _wait_for_write(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()  # re-raises a failed write: the process stops, nothing committed
+
     def _on_assign(self, consumer, partitions: list[TopicPartition]) -> None:
+        self._wait_for_write()  # the stored offsets must include the write in flight
         self.assigned = True
         stored = self.stored_offsets()
         for part in partitions:
@@ -240,13 +255,22 @@ class DuckDBSink:
             from streams.health import serve_health
 
             serve_health(self.settings.metrics.port, self.ready, self.settings.metrics.host)
+        # Decoding the next batch overlaps with writing the previous one (polars and
+        # DuckDB both release the GIL); at most one write is in flight.
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
         try:
             while not stop.is_set():
                 batch = self._collect()
                 if batch:
-                    self.write_batch(batch)
-                self.publish_snapshot()
+                    prepared = self.prepare(batch)
+                    self._wait_for_write()
+                    self._pending = writer.submit(self.commit_prepared, prepared)
+                elif self._pending is None or self._pending.done():
+                    self._wait_for_write()
+                    self._pending = writer.submit(self.publish_snapshot)
+            self._wait_for_write()
         finally:
+            writer.shutdown(wait=True)
             self.close()
 
     def _collect(self) -> list[Message]:
@@ -274,147 +298,320 @@ class DuckDBSink:
     # -- writing ---------------------------------------------------------------------------
     def write_batch(self, batch: list[Message]) -> int:
         """Decode, upsert and store offsets of ``batch`` in one transaction; rows written."""
+        return self.commit_prepared(self.prepare(batch))
+
+    def prepare(self, batch: list[Message]) -> PreparedBatch:
+        """Decode a batch into Arrow frames (and dead letters); no database access."""
         started = time.perf_counter()
         now_ms = int(time.time() * 1000)
-        rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        dead: list[dict[str, Any]] = []
         offsets: dict[tuple[str, int], int] = {}
-        for msg in batch:
-            topic = msg.topic()
+        groups: dict[tuple[str, int], list[tuple[int, Message]]] = defaultdict(list)
+        dead: list[dict[str, Any]] = []
+        in_counts: Counter = Counter()
+        for pos, msg in enumerate(batch):
+            topic, value = msg.topic(), msg.value()
             offsets[(topic, msg.partition())] = msg.offset() + 1
-            try:
-                record = self.codec.decode(topic, msg.value(), msg.partition(), msg.offset())
-                for table in self.by_topic[topic]:
-                    rows[table.name].extend(table.rows(record))
-            except (InvalidRecord, KeyError, TypeError) as exc:
-                error = (
-                    exc
-                    if isinstance(exc, InvalidRecord)
-                    else InvalidRecord("invalid_value", f"cannot make rows: {exc!r}")
-                )
-                metrics.DEAD_LETTERS.labels("sink", topic, error.reason).inc()
+            in_counts[topic] += 1
+            if not value or len(value) < HEADER or value[0] != 0:
                 dead.append(
-                    dead_letter_record(
-                        stage="sink",
-                        source_topic=topic,
-                        error=error,
-                        original=msg.value(),
-                        original_format="avro",
-                        partition=msg.partition(),
-                        offset=msg.offset(),
-                        key=msg.key(),
-                        now_ms=now_ms,
+                    self._dead(
+                        msg,
+                        InvalidRecord("decode_error", "not a Confluent-framed Avro record"),
+                        now_ms,
                     )
                 )
-            metrics.EVENTS_IN.labels("sink", topic).inc()
+                continue
+            groups[(topic, int.from_bytes(value[1:HEADER], "big"))].append((pos, msg))
+        for topic, count in in_counts.items():
+            metrics.EVENTS_IN.labels("sink", topic).inc(count)
+        frames: dict[str, list[pa.Table]] = defaultdict(list)
+        for (topic, schema_id), items in groups.items():
+            table = self._decode_group(topic, schema_id, items, dead, now_ms)
+            if table is not None:
+                frames[topic].append(table)
         if dead:
-            self._send_dead_letters(dead)
-            rows["dead_letters"].extend(dead)
-        written = self._commit(rows, offsets, now_ms)
-        elapsed = time.perf_counter() - started
+            self._send_dead_letters(dead, frames, len(batch))
+        return PreparedBatch(frames, offsets, now_ms, started)
+
+    def commit_prepared(self, prepared: PreparedBatch) -> int:
+        """Write a prepared batch and its offsets in one transaction; rows written."""
+        written = self._commit(prepared.frames, prepared.offsets, prepared.now_ms)
         metrics.SINK_BATCH_ROWS.observe(written)
-        metrics.SINK_COMMIT_SECONDS.observe(elapsed)
-        # Freshness from when journeybus received the event (event times of
-        # generated or back-filled data can be days old).
-        received = [r["received_time"] for r in rows.get("touchpoints", ())]
-        if received:
-            metrics.FRESHNESS.observe(max(0.0, (now_ms - min(received)) / 1000))
+        metrics.SINK_COMMIT_SECONDS.observe(time.perf_counter() - prepared.started)
+        self._observe_freshness(
+            prepared.frames.get("cust.touchpoints.v1", []), int(time.time() * 1000)
+        )
         self.rows_written += written
+        self.publish_snapshot()
         return written
 
-    def _send_dead_letters(self, dead: list[dict[str, Any]]) -> None:
+    def _dead(self, msg: Message, error: InvalidRecord, now_ms: int) -> dict[str, Any]:
+        metrics.DEAD_LETTERS.labels("sink", msg.topic(), error.reason).inc()
+        return dead_letter_record(
+            stage="sink",
+            source_topic=msg.topic(),
+            error=error,
+            original=msg.value(),
+            original_format="avro",
+            partition=msg.partition(),
+            offset=msg.offset(),
+            key=msg.key(),
+            now_ms=now_ms,
+        )
+
+    def _decode_group(
+        self,
+        topic: str,
+        schema_id: int,
+        items: list[tuple[int, Message]],
+        dead: list[dict[str, Any]],
+        now_ms: int,
+    ) -> pa.Table | None:
+        """Arrow rows of records of one topic and writer schema, with their batch position.
+
+        The whole group is decoded natively; if that fails, each record is checked
+        with fastavro, the bad ones dead-lettered and the rest decoded again.
+        """
+        writer = self.codec.source.writer_schema(schema_id)
+        if writer is None:
+            error = InvalidRecord("decode_error", f"unknown schema id {schema_id}")
+            dead.extend(self._dead(m, error, now_ms) for _, m in items)
+            return None
+        try:
+            table = decode_records(writer, [m.value()[HEADER:] for _, m in items])
+        except Exception:
+            good = []
+            for pos, msg in items:
+                try:
+                    self.codec.decode(topic, msg.value(), msg.partition(), msg.offset())
+                    good.append((pos, msg))
+                except InvalidRecord as exc:
+                    dead.append(self._dead(msg, exc, now_ms))
+            if not good:
+                return None
+            items = good
+            table = decode_records(writer, [m.value()[HEADER:] for _, m in items])
+        return table.append_column("__pos", pa.array([p for p, _ in items], pa.int64()))
+
+    def _send_dead_letters(
+        self, dead: list[dict[str, Any]], frames: dict[str, list[pa.Table]], first_pos: int
+    ) -> None:
+        """Publish the sink's own dead letters and add them to this batch's rows."""
+        by_topic: dict[str, list[bytes]] = defaultdict(list)
         for record in dead:
             topic = dead_letter_topic(record["source_topic"])
-            self.producer.produce(topic, self.codec.encode(topic, record))
+            value = self.codec.encode(topic, record)
+            self.producer.produce(topic, value)
+            by_topic[topic].append(value[HEADER:])
         if self.producer.flush(30):
             raise FatalError("sink: dead letters not acknowledged; not committing")
+        schema = self.catalog.latest("cust.dead-letter.v1").raw
+        for topic, payloads in by_topic.items():
+            table = decode_records(schema, payloads)
+            positions = pa.array(range(first_pos, first_pos + len(payloads)), pa.int64())
+            frames[topic].append(table.append_column("__pos", positions))
+            first_pos += len(payloads)
+
+    def _observe_freshness(self, tables: list[pa.Table], now_ms: int) -> None:
+        # From when journeybus received the event: event times of generated or
+        # back-filled data can be days old.
+        for table in tables:
+            oldest = pc.min(table.column("received_time")).as_py()
+            if oldest is not None:
+                metrics.FRESHNESS.observe(max(0.0, now_ms / 1000 - oldest.timestamp()))
 
     def _commit(
-        self,
-        rows: dict[str, list[dict[str, Any]]],
-        offsets: dict[tuple[str, int], int],
-        now_ms: int,
+        self, frames: dict[str, list[pa.Table]], offsets: dict[tuple[str, int], int], now_ms: int
     ) -> int:
-        db = self.db
+        # A cursor of its own: the write may run in the writer thread, and DuckDB
+        # connections do not share statements across threads.
+        db = self.db.cursor()
         written = 0
-        db.execute("BEGIN TRANSACTION")
+        views: list[str] = []
+        _run(db, "BEGIN TRANSACTION")
         try:
             for table in self.tables:
-                table_rows = rows.get(table.name)
-                if table_rows:
-                    written += self._upsert(table, table_rows, now_ms)
+                parts = []
+                for topic in table.topics:
+                    for arrow in frames.get(topic, ()):
+                        view = f"_batch{len(views)}"
+                        db.register(view, arrow)
+                        views.append(view)
+                        parts.append((view, arrow))
+                if parts:
+                    written += self._upsert(db, table, parts, now_ms)
             db.executemany(
                 "INSERT INTO _sink_offsets VALUES (?, ?, ?, now()) ON CONFLICT (topic, partition) "
                 "DO UPDATE SET next_offset = excluded.next_offset, "
                 "committed_at = excluded.committed_at",
                 [(t, p, o) for (t, p), o in offsets.items()],
             )
-            db.execute("COMMIT")
+            _run(db, "COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _run(db, "ROLLBACK")
             raise
+        finally:
+            for view in views:
+                db.unregister(view)
+            db.close()
         return written
 
-    def _upsert(self, table: TableSpec, rows: list[dict[str, Any]], now_ms: int) -> int:
-        # One row per key (DuckDB cannot update a row twice in one statement): the
-        # highest version wins, else the last in offset order.
-        unique: dict[tuple, dict[str, Any]] = {}
-        for row in rows:
-            key = tuple(row[k] for k in table.key)
-            if (
-                table.version
-                and key in unique
-                and (unique[key].get(table.version) or 0) > (row.get(table.version) or 0)
-            ):
-                continue
-            unique[key] = row
-        values = list(unique.values())
-        self.pii.apply(values, self._pii_actions[table.name])
-        for row in values:
-            row["_ingested_at"] = now_ms
-        arrow = pa.Table.from_pylist(values, schema=self._arrow[table.name])
-        self.db.register("_batch", arrow)
-        try:
-            cols = ", ".join(_quote(c) for c in arrow.column_names)
-            if table.version:
-                updates = ", ".join(
-                    f"{_quote(c)} = excluded.{_quote(c)}"
-                    for c in arrow.column_names
-                    if c not in table.key
-                )
-                keys = ", ".join(_quote(k) for k in table.key)
-                self.db.execute(
-                    f"INSERT INTO {_quote(table.name)} ({cols}) SELECT {cols} FROM _batch "
-                    f"ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE "
-                    f"excluded.{_quote(table.version)} >= "
-                    f"{_quote(table.name)}.{_quote(table.version)}"
-                )
-            else:
-                self.db.execute(
-                    f"INSERT OR REPLACE INTO {_quote(table.name)} ({cols}) "
-                    f"SELECT {cols} FROM _batch"
-                )
-        finally:
-            self.db.unregister("_batch")
-        return len(values)
+    def _select(
+        self,
+        table: TableSpec,
+        view: str,
+        available: set[str],
+        now_ms: int,
+        with_position: bool = False,
+    ) -> str:
+        """SELECT of ``table``'s rows from one decoded batch, PII policy applied."""
+        exprs = []
+        if table.explode:
+            items = {c.name for c in table.columns} - set(table.parent.values()) - {"position"}
+            by_column = {out: src for src, out in table.parent.items()}
+            for col in table.columns:
+                if col.name in by_column:
+                    source = _quote(by_column[col.name])
+                elif col.name == "position":
+                    source = "__idx::INTEGER"
+                else:
+                    source = f"__item.{_quote(col.name)}" if col.name in items else "NULL"
+                exprs.append(self._expr(table, col, source))
+            origin = (
+                f"(SELECT *, unnest(range(len({_quote(table.explode)}))) AS __idx, "
+                f"unnest({_quote(table.explode)}) AS __item FROM {view})"
+            )
+        else:
+            for col in table.columns:
+                if col.name in available:
+                    source = _quote(col.name)
+                else:  # a field the writer's (older) schema did not have: its default
+                    source = f"CAST({_literal(table.defaults.get(col.name))} AS {col.duck_type})"
+                exprs.append(self._expr(table, col, source))
+            origin = view
+        exprs.append(f"epoch_ms({now_ms}::BIGINT) AS _ingested_at")
+        if with_position:
+            exprs.append("__pos")
+        return f"SELECT {', '.join(exprs)} FROM {origin}"
+
+    def _expr(self, table: TableSpec, col: Column, source: str) -> str:
+        return f"{self.pii.expression(col, source, table.key)} AS {_quote(col.name)}"
+
+    def _row_key(self, table: TableSpec) -> list[str]:
+        """The columns that identify a record's rows (an exploded table: its parent's key)."""
+        if table.explode:
+            return [src for src, out in table.parent.items() if out in table.key]
+        return list(table.key)
+
+    def _upsert(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        table: TableSpec,
+        parts: list[tuple[str, pa.Table]],
+        now_ms: int,
+    ) -> int:
+        """Replace the batch's rows by key (latest version wins where versioned).
+
+        Keys stay unique without a PRIMARY KEY index: rows of a record are deleted
+        and inserted again in the batch's transaction. A record's rows are deleted
+        as a whole (a journey republished with fewer touches loses the others).
+        """
+        name = _quote(table.name)
+        row_key = self._row_key(table)
+        ((view, arrow),) = parts if len(parts) == 1 else [(None, None)]
+        unique = (
+            arrow is not None
+            and not table.version
+            and len(row_key) == 1
+            and pc.count_distinct(arrow.column(row_key[0])).as_py() == arrow.num_rows
+        )
+        if unique:  # the common case: one decoded frame, each record once
+            key = _quote(row_key[0])
+            _run(db, f"DELETE FROM {name} WHERE {key} IN (SELECT {key} FROM {view})")
+            before = _run(db, f"SELECT count(*) FROM {name}")[0][0] if table.explode else None
+            _run(
+                db,
+                f"INSERT INTO {name} BY NAME "
+                + self._select(table, view, set(arrow.column_names), now_ms),
+            )
+            if before is None:
+                return arrow.num_rows
+            return _run(db, f"SELECT count(*) FROM {name}")[0][0] - before
+        # Several frames, a record and its replay in one batch, or latest-version-wins:
+        # one row per key first (DuckDB cannot change a row twice in one statement).
+        selects = [
+            self._select(table, v, set(a.column_names), now_ms, with_position=True)
+            for v, a in parts
+        ]
+        keys = [_quote(k) for k in table.key]
+        order = "__pos DESC"
+        if table.version:
+            order = f"{_quote(table.version)} DESC NULLS LAST, {order}"
+        _run(
+            db,
+            f"CREATE OR REPLACE TEMP TABLE _rows AS SELECT * EXCLUDE (__pos) FROM "
+            f"({' UNION ALL '.join(selects)}) QUALIFY row_number() OVER "
+            f"(PARTITION BY {', '.join(keys)} ORDER BY {order}) = 1",
+        )
+        match = " AND ".join(f"{name}.{_quote(k)} = r.{_quote(k)}" for k in row_key)
+        if table.version:
+            version = _quote(table.version)
+            _run(
+                db,
+                f"DELETE FROM {name} USING _rows r WHERE {match} "
+                f"AND {name}.{version} <= r.{version}",
+            )
+            _run(
+                db,
+                f"INSERT INTO {name} BY NAME SELECT r.* FROM _rows r WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {name} WHERE {match})",
+            )
+        else:
+            distinct = ", ".join(_quote(k) for k in row_key)
+            _run(
+                db,
+                f"DELETE FROM {name} USING (SELECT DISTINCT {distinct} FROM _rows) r WHERE {match}",
+            )
+            _run(db, f"INSERT INTO {name} BY NAME SELECT * FROM _rows")
+        return _run(db, "SELECT count(*) FROM _rows")[0][0]
 
     # -- readers ------------------------------------------------------------------------------
     def publish_snapshot(self, force: bool = False) -> None:
-        """Checkpoint and publish a read-only copy for readers (atomic rename)."""
+        """Checkpoint, then publish a read-only copy of the database for readers.
+
+        DuckDB only rewrites the main file at a checkpoint (commits go to the
+        WAL and to free blocks the file's header does not reference), so once
+        the checkpoint is done the file is copied in a background thread while
+        the sink keeps committing; the copy replaces the snapshot atomically
+        (rename), and readers holding the old one keep reading it. No checkpoint
+        may run while a copy does: the next snapshot waits for it, and DuckDB's
+        automatic checkpoint is set far above what a snapshot interval writes.
+        """
         now = time.monotonic()
-        interval = max(self.conf.snapshot_interval_s, 5 * self._snapshot_cost)
-        if not force and now - self._last_snapshot < interval:
+        copying = self._copy is not None and self._copy.is_alive()
+        if copying and not force:
+            return
+        if copying:
+            self._copy.join()
+        if not force and now - self._last_snapshot < self.conf.snapshot_interval_s:
             return
         started = time.perf_counter()
-        self.db.execute("CHECKPOINT")
+        self.db.execute("CHECKPOINT").fetchall()
+        self._last_snapshot = now
+        self._copy = threading.Thread(
+            target=self._copy_snapshot, args=(started,), name="duckdb-snapshot", daemon=True
+        )
+        self._copy.start()
+        if force:
+            self._copy.join()
+
+    def _copy_snapshot(self, started: float) -> None:
         target = self.conf.snapshot
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + f".tmp{os.getpid()}")
         shutil.copyfile(self.conf.database, tmp)
         os.replace(tmp, target)
-        self._snapshot_cost = time.perf_counter() - started
-        self._last_snapshot = now
-        metrics.SINK_SNAPSHOT_SECONDS.observe(self._snapshot_cost)
+        metrics.SINK_SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
 
     def close(self) -> None:
         if self.consumer is not None:
@@ -427,6 +624,29 @@ class DuckDBSink:
             self.publish_snapshot(force=True)
             self.db.close()
             self.db = None
+
+
+def _run(db: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
+    """Execute and fetch: DuckDB 2.0 refuses further work (``register``) on a
+    connection whose last result was not consumed."""
+    return db.execute(sql).fetchall()
+
+
+def _literal(value: Any) -> str:
+    """A SQL literal of an Avro default value."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, dict) and not value:
+        return "MAP {}"
+    if isinstance(value, list) and not value:
+        return "[]"
+    raise FatalError(f"no SQL literal for the default {value!r}")
 
 
 def _normal_type(text: str) -> str:

@@ -1,16 +1,16 @@
 """Which topic feeds which DuckDB table, keyed by what, and how rows are made.
 
 Every table is keyed by the deterministic record id of its topic, so a
-replayed or duplicated record updates its row instead of adding one. Tables
+replayed or duplicated record replaces its row instead of adding one. Tables
 whose topic is "latest wins" (profiles, catalogue) only take a row whose
-version is at least the stored one.
+version is at least the stored one. A table may also be the rows of an array
+field of a topic (``explode``), each with some fields of its parent record and
+its position in the array.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 
@@ -20,35 +20,26 @@ from streams.catalog import Catalog
 INGESTED_AT = Column(
     "_ingested_at", "TIMESTAMP", pa.timestamp("ms"), "When the sink committed this row, UTC."
 )
+POSITION = Column("position", "INTEGER", pa.int32(), "Position in the array, from 0.")
 
 
 @dataclass
 class TableSpec:
-    """A sink table: its columns, key, optional version column and row builder."""
+    """A sink table: its columns, key, optional version column and where rows come from."""
 
     name: str
     topics: tuple[str, ...]
     key: tuple[str, ...]
     columns: list[Column]
     version: str | None = None
-    rows: Callable[[dict[str, Any]], list[dict[str, Any]]] = field(default=lambda r: [r])
+    explode: str | None = None  # array field whose items are the rows
+    parent: dict[str, str] = field(default_factory=dict)  # parent field -> column
     description: str = ""
+    defaults: dict[str, object] = field(default_factory=dict)  # column -> Avro default
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
-
-
-def _exploded(
-    parent_cols: dict[str, str], array_field: str
-) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows of an array of records, each with some parent fields and its position."""
-
-    def rows(record: dict[str, Any]) -> list[dict[str, Any]]:
-        parent = {out: record[src] for src, out in parent_cols.items()}
-        return [{**parent, "position": i, **item} for i, item in enumerate(record[array_field])]
-
-    return rows
 
 
 def _pick(columns: list[Column], names: dict[str, str]) -> list[Column]:
@@ -61,13 +52,16 @@ def _pick(columns: list[Column], names: dict[str, str]) -> list[Column]:
     ]
 
 
+def _defaults(schema: dict) -> dict[str, object]:
+    return {f["name"]: f["default"] for f in schema["fields"] if f.get("default") is not None}
+
+
 def table_specs(catalog: Catalog) -> list[TableSpec]:
     """Every sink table, built from the catalogue's newest schemas."""
 
-    def schema(topic: str) -> dict[str, Any]:
+    def schema(topic: str) -> dict:
         return catalog.value_schema(topic).raw
 
-    position = Column("position", "INTEGER", pa.int32(), "Position in the array, from 0.")
     journeys = schema("cust.journeys.v1")
     profiles = schema("cust.profiles.v1")
     journey_parent = {
@@ -79,54 +73,61 @@ def table_specs(catalog: Catalog) -> list[TableSpec]:
     }
     profile_parent = {"customer_key": "customer_key", "version": "profile_version"}
     dlq_topics = tuple(t for t in catalog.topics if t.endswith(".dlq"))
+    dead_letter = catalog.latest("cust.dead-letter.v1").raw
+
+    def plain(
+        name: str, topic: str, key: tuple[str, ...], description: str, version: str | None = None
+    ) -> TableSpec:
+        raw = schema(topic)
+        return TableSpec(
+            name,
+            (topic,),
+            key,
+            record_columns(raw),
+            version=version,
+            description=description,
+            defaults=_defaults(raw),
+        )
+
     return [
-        TableSpec(
+        plain(
             "touchpoints",
-            ("cust.touchpoints.v1",),
+            "cust.touchpoints.v1",
             ("touchpoint_id",),
-            record_columns(schema("cust.touchpoints.v1")),
-            description="Every customer interaction on every channel.",
+            "Every customer interaction on every channel.",
         ),
-        TableSpec(
-            "journeys",
-            ("cust.journeys.v1",),
-            ("journey_id",),
-            record_columns(journeys),
-            description="Conversion paths and null paths.",
-        ),
+        plain("journeys", "cust.journeys.v1", ("journey_id",), "Conversion paths and null paths."),
         TableSpec(
             "journey_touchpoints",
             ("cust.journeys.v1",),
             ("journey_id", "position"),
             [
                 *_pick(record_columns(journeys), journey_parent),
-                position,
+                POSITION,
                 *record_columns(array_item_schema(journeys, "touchpoints")),
             ],
-            rows=_exploded(journey_parent, "touchpoints"),
+            explode="touchpoints",
+            parent=journey_parent,
             description="The touches of each journey, one row per touch.",
         ),
-        TableSpec(
+        plain(
             "attribution_credits",
-            ("cust.attribution.v1",),
+            "cust.attribution.v1",
             ("credit_id",),
-            record_columns(schema("cust.attribution.v1")),
-            description="Credit per conversion, touch and model.",
+            "Credit per conversion, touch and model.",
         ),
-        TableSpec(
+        plain(
             "customer_scores",
-            ("cust.customer-scores.v1",),
+            "cust.customer-scores.v1",
             ("score_id",),
-            record_columns(schema("cust.customer-scores.v1")),
-            description="New-customer scores at first purchase.",
+            "New-customer scores at first purchase.",
         ),
-        TableSpec(
+        plain(
             "customer_profiles",
-            ("cust.profiles.v1",),
+            "cust.profiles.v1",
             ("customer_key",),
-            record_columns(profiles),
+            "Latest profile per customer.",
             version="version",
-            description="Latest profile per customer.",
         ),
         TableSpec(
             "channel_responsiveness",
@@ -134,26 +135,27 @@ def table_specs(catalog: Catalog) -> list[TableSpec]:
             ("customer_key", "channel"),
             [
                 *_pick(record_columns(profiles), profile_parent),
-                position,
+                POSITION,
                 *record_columns(array_item_schema(profiles, "channel_responsiveness")),
             ],
             version="profile_version",
-            rows=_exploded(profile_parent, "channel_responsiveness"),
+            explode="channel_responsiveness",
+            parent=profile_parent,
             description="Responsiveness per customer and messaging channel.",
         ),
-        TableSpec(
+        plain(
             "products",
-            ("cust.catalog.products.v1",),
+            "cust.catalog.products.v1",
             ("product_id",),
-            record_columns(schema("cust.catalog.products.v1")),
+            "Product catalogue, latest state per product.",
             version="updated_at",
-            description="Product catalogue, latest state per product.",
         ),
         TableSpec(
             "dead_letters",
             dlq_topics,
             ("dead_letter_id",),
-            record_columns(catalog.latest("cust.dead-letter.v1").raw),
+            record_columns(dead_letter),
             description="Every dead letter of every stage.",
+            defaults=_defaults(dead_letter),
         ),
     ]
