@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test test-fast lint format clean broker bench
+.PHONY: help install demo test test-fast lint format clean broker bench crash
 
 help:
 	@echo "make demo   - set up and run the whole pipeline on the embedded broker with demo data"
@@ -36,6 +36,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+crash: $(STAMP)
+	JOURNEYBUS_CRASH_CUSTOMERS=3000 JOURNEYBUS_CRASH_KILLS=30 $(BIN)/pytest -q -s tests/crash
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.sink_throughput 300000

@@ -10,6 +10,7 @@ kept forever, compacted in production).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -70,6 +71,20 @@ class SideInput:
                 log.warning("side input %s skips a record: %s", self.topic, exc)
         self.applied += count
         return count
+
+    def catch_up(self, quiet_polls: int = 2, timeout_s: float = 120.0) -> int:
+        """Read until nothing new arrives for ``quiet_polls`` polls of half a second.
+
+        A stage restores its side inputs before its first batch, so that it does
+        not process events with a lookup table missing what it knew before.
+        """
+        deadline = time.monotonic() + timeout_s
+        quiet = applied = 0
+        while quiet < quiet_polls and time.monotonic() < deadline:
+            count = self.poll(timeout_s=0.5)
+            applied += count
+            quiet = quiet + 1 if count == 0 else 0
+        return applied
 
     def close(self) -> None:
         self.consumer.close()

@@ -122,9 +122,11 @@ class JourneyConfig:
     lookback_days: int = 30
     session_gap_ms: int = SESSION_GAP_MS
     conversion_grace_ms: int = 200  # minimum processing time a conversion waits
-    conversion_max_wait_ms: int = 30_000  # released then even without a source watermark
+    # Last resorts for a stuck upstream (a normalise worker down for long): the
+    # source watermark normally releases conversions within a second.
+    conversion_max_wait_ms: int = 600_000  # released then even without a source watermark
     null_path_grace_ms: int = 10_000  # processing time an expired path waits for stragglers
-    transfer_timeout_ms: int = 60_000  # processing time held touchpoints wait for a transfer
+    transfer_timeout_ms: int = 600_000  # processing time held touchpoints wait for a transfer
     max_activity: int = 500  # bound a bot's state; the oldest activity drops off
     max_sessions: int = 50
     max_conversions_remembered: int = 100

@@ -175,11 +175,12 @@ class JourneysStage(Stage):
             for journey in self.builder.release(state, key, ctx.now_ms, source):
                 ctx.emit(JOURNEYS, key, journey)
             self._save(store, key, state)
-        # Paths expire by the sources' watermark when there is one (a backfill's
-        # partition watermark runs ahead of slower sources), else by the partition's.
-        watermark = (
-            source if source is not None else self._watermarks.get(tp, store.meta(WATERMARK))
-        )
+        # Paths expire only by the sources' watermark: the partition's own runs
+        # ahead of slower sources in a backfill, and no watermark means a
+        # normalise worker is down or catching up.
+        if source is None:
+            return
+        watermark = source
         for state_key in store.due_keys(watermark, STATE):
             key = state_key[len(STATE) :]
             state = self._load(store, key)

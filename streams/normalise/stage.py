@@ -84,6 +84,9 @@ class NormaliseStage(Stage):
         # raw partition -> [max event time of its valid records, monotonic time of the last]
         self.progress: dict[TopicPartitionKey, list[float]] = {}
         self.stitched_partitions = 0
+        # raw partition -> max event time of records whose outputs the broker acked
+        self.acked: dict[TopicPartitionKey, float] = {}
+        self._next_acked: dict[TopicPartitionKey, float] = {}
         self._last_watermark: int | None = None
         self._last_emit = 0.0
         self.normaliser = normaliser or Normaliser(IdentityGraph(), {})
@@ -105,23 +108,31 @@ class NormaliseStage(Stage):
             SideInput(IDENTITY, self._apply_identity, codec, settings, bootstrap),
             SideInput(CATALOG, apply_product, codec, settings, bootstrap),
         ]
+        for side in self.side_inputs:
+            side.catch_up()  # restore the identity graph and catalogue before any event
         meta = self.side_inputs[0].consumer.list_topics(STITCHED, timeout=30)
         self.stitched_partitions = len(meta.topics[STITCHED].partitions)
 
     def _apply_identity(self, record: dict[str, Any]) -> None:
-        self._link(identity_nodes(record))
+        self._link(identity_nodes(record), always=False)
 
-    def _link(self, nodes: list[str]) -> bool:
-        """Link nodes in the graph; remember merges of customer keys it caused."""
+    def _link(self, nodes: list[str], always: bool = True) -> bool:
+        """Link nodes in the graph; remember the customer-key merges this evidence implies.
+
+        Every identifier of the group that was (or may have been) used as a key
+        merges into the group's key. Evidence in the stage's own input emits its
+        merges every time it is processed (a batch replayed after a crash may
+        find the link already known, while its merges never reached the broker);
+        a repeated merge moves nothing twice. Evidence read back from the
+        identity topic (``always=False``) only does when it taught this worker
+        something new, so a restart does not replay the whole history's merges.
+        """
         before = {self.graph.customer_key(n) for n in nodes} - {None}
         changed = self.graph.link(nodes)
-        if changed:
-            after = self.graph.customer_key(nodes[0])
-            self._pending_merges += [(old, after) for old in before if old != after]
-            # ids seen for the first time might have been used as keys already
-            self._pending_merges += [
-                (key_of(n), after) for n in nodes if key_of(n) != after and key_of(n) not in before
-            ]
+        after = self.graph.customer_key(nodes[0]) if nodes else None
+        if after is not None and (always or changed):
+            olds = before | {key_of(n) for n in nodes}
+            self._pending_merges += [(old, after) for old in sorted(olds) if old != after]
         return changed
 
     def poll_side_inputs(self) -> None:
@@ -181,17 +192,22 @@ class NormaliseStage(Stage):
     def source_watermark(
         self, assignment: set[TopicPartitionKey], caught_up: set[TopicPartitionKey]
     ) -> int | None:
-        """Event time up to which every owned raw partition has been processed.
+        """Event time up to which every owned raw partition has been processed and
+        its outputs acknowledged by the broker.
 
         The minimum over the partitions that still have records to read; a
         caught-up partition does not hold it back. None while a partition with
-        records to read has delivered none yet.
+        records to read has delivered none yet. Only ``acked`` progress counts:
+        a batch's watermark may reach one stitched partition while the same
+        batch's records for another (a merge, an anonymous key's touchpoints)
+        are lost in a crash and replayed later.
         """
+        acked = self.acked
         behind = [tp for tp in assignment if tp not in caught_up]
-        if any(tp not in self.progress for tp in behind):
+        if any(tp not in acked for tp in behind):
             return None
-        known = [self.progress[tp][0] for tp in assignment if tp in self.progress]
-        pending = [self.progress[tp][0] for tp in behind]
+        known = [acked[tp] for tp in assignment if tp in acked]
+        pending = [acked[tp] for tp in behind]
         low = min(pending) if pending else max(known, default=0)
         return int(low) - self.lateness_ms if low > 0 else None
 
@@ -204,6 +220,13 @@ class NormaliseStage(Stage):
         """Publish the source watermark to every stitched partition when it moved (or as a
         heartbeat, so that the journeys stage knows this worker is alive)."""
         now = time.monotonic()
+        # after_batch runs once the previous batch's outputs were acknowledged:
+        # what this batch processed is acknowledged at the next call.
+        acked_now, self._next_acked = (
+            self._next_acked,
+            {tp: p[0] for tp, p in self.progress.items()},
+        )
+        self.acked.update(acked_now)
         if now - self._last_emit < 0.2:
             return  # at most five per second
         watermark = self.source_watermark(assignment, caught_up())

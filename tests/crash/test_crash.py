@@ -1,0 +1,26 @@
+"""The short crash run: SIGKILL random components mid-stream; nothing lost, nothing doubled."""
+
+import os
+
+import pytest
+
+from tests.crash.harness import CrashRun
+
+
+@pytest.mark.timeout(3000)
+def test_random_kills_lose_and_double_nothing(tmp_path):
+    # `make crash` runs the long version through these two variables
+    customers = int(os.environ.get("JOURNEYBUS_CRASH_CUSTOMERS", "800"))
+    kills = int(os.environ.get("JOURNEYBUS_CRASH_KILLS", "10"))
+    figures = CrashRun(tmp_path, customers=customers, kills=kills).run()
+    print("\ncrash run:", figures)
+    assert figures["settled"], figures
+    assert figures["kills"] >= kills
+    assert figures["lost"] == 0 and figures["duplicated"] == 0
+    assert figures["touchpoints"] == figures["valid"]
+    assert figures["dead_letters"] == figures["invalid"]
+    assert figures["journeys"] == figures["conversions"]
+    assert figures["wrong_paths"] == 0
+    assert len(figures["credit_errors"]) == 7
+    for model, (credit, value, missing) in figures["credit_errors"].items():
+        assert abs(credit) < 1e-6 and abs(value) < 1e-4 and missing == 0, model

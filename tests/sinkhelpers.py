@@ -1,0 +1,96 @@
+"""Helpers for sink tests: a dedicated broker with the catalogue topics, records to produce."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
+from streams.catalog import default_catalog
+from streams.codec import make_codec
+from streams.jsonavro import from_json
+from streams.kafka import make_producer
+from streams.settings import Settings
+
+TOUCHPOINTS = "cust.touchpoints.v1"
+
+
+def example(topic: str, index: int = 0) -> dict:
+    catalog = default_catalog()
+    return from_json(catalog.value_schema(topic).raw, catalog.examples(topic)[index][1])
+
+
+def produce(bootstrap: str, topic: str, records: list[dict], key: str | None = None) -> None:
+    codec = make_codec(catalog=default_catalog()).for_topic(topic)
+    producer = make_producer(Settings(), bootstrap)
+    for record in records:
+        while True:
+            try:
+                producer.produce(
+                    topic, codec.encode(record), (record.get(key) or "").encode() if key else None
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+    assert producer.flush(60) == 0
+
+
+def touchpoints(n: int, prefix: str = "tp", start: int = 0) -> list[dict]:
+    base = example(TOUCHPOINTS)
+    return [
+        {**base, "touchpoint_id": f"{prefix}-{i:08d}", "customer_key": f"c-{i % 97}"}
+        for i in range(start, start + n)
+    ]
+
+
+class SinkThread:
+    """A DuckDBSink running in a thread of the test."""
+
+    def __init__(self, root: Path, bootstrap: str, **conf) -> None:
+        self.settings = Settings(runtime_dir=root / "rt")
+        conf.setdefault("snapshot_interval_s", 0.2)
+        self.conf = DuckDBSinkSettings(
+            database=root / "sink.duckdb", snapshot=root / "read.duckdb", **conf
+        )
+        self.sink = DuckDBSink(self.settings, bootstrap, self.conf)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.sink.run, args=(self.stop,), daemon=True)
+
+    def __enter__(self) -> SinkThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+
+    def consumed(self, topic: str) -> int:
+        """Records of ``topic`` the sink has committed (from its read snapshot)."""
+        import duckdb
+
+        try:
+            with duckdb.connect(str(self.conf.snapshot), read_only=True) as db:
+                row = db.execute(
+                    "SELECT sum(next_offset) FROM _sink_offsets WHERE topic = ?", [topic]
+                ).fetchone()
+        except duckdb.Error:
+            return 0
+        return int(row[0] or 0)
+
+    def wait_consumed(self, topic: str, n: int, timeout_s: float = 60) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.thread.is_alive():
+            if self.consumed(topic) >= n:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def wait_rows(self, predicate: Callable[[int], bool], timeout_s: float = 60) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.thread.is_alive():
+            if predicate(self.sink.rows_written):
+                return True
+            time.sleep(0.05)
+        return predicate(self.sink.rows_written)
