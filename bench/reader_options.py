@@ -124,26 +124,28 @@ def main(n: int = 200_000) -> None:
     thread.join()
     reads.sort()
     size_mb = (root / "sink.duckdb").stat().st_size / 1e6
+    per_batch = 1000 / n_batches
+    p50, p95 = reads[len(reads) // 2] * 1000, reads[int(len(reads) * 0.95)] * 1000
     print(
         record(
             f"Reading DuckDB while the sink writes: the options ({n:,} rows)",
             [
-                f"write alone: {write_s / n_batches * 1000:.0f} ms per {BATCH:,}-row batch",
+                f"write alone: {write_s * per_batch:.0f} ms per {BATCH:,}-row batch",
                 f"A. second process opens the sink's file read-only: {a_result}",
                 f"B. read snapshot (checkpoint + copy of a {size_mb:.0f} MB file + rename): "
-                f"{snapshot_s / n_batches * 1000:.0f} ms per publish; readers never block the writer; "
+                f"{snapshot_s * per_batch:.0f} ms per publish; readers never block the writer; "
                 f"query {b_read * 1000:.0f} ms; staleness = publish interval + that",
-                f"C. Parquet file per batch: {parquet_s / n_batches * 1000:.0f} ms per batch; query "
-                f"over {n_batches} files {c_read * 1000:.0f} ms; upserts and deletes are not "
-                "expressible (files only grow), exactly-once would need file-level bookkeeping",
-                f"D. cursor in the sink process: reads p50 {reads[len(reads) // 2] * 1000:.0f} ms, "
-                f"p95 {reads[int(len(reads) * 0.95)] * 1000:.0f} ms while 100k rows were written in "
-                f"{d_write:.1f} s; needs a query server in the sink process for other processes",
+                f"C. Parquet file per batch: {parquet_s * per_batch:.0f} ms per batch; query over "
+                f"{n_batches} files {c_read * 1000:.0f} ms; upserts and deletes are not expressible "
+                "(files only grow), exactly-once would need file-level bookkeeping",
+                f"D. cursor in the sink process: reads p50 {p50:.0f} ms, p95 {p95:.0f} ms while 100k "
+                f"rows were written in {d_write:.1f} s; other processes would need a query server "
+                "in the sink process",
                 "chosen: B (consistent, fresh within about a second, no effect on the writer's "
                 "transactions; the copy runs beside the commits). A opened here (DuckDB 2.0; it "
-                "failed with a lock error in the earlier measurement of BROKER-NOTES.md), but DuckDB "
-                "does not document reads of a file another process writes as consistent, so it is "
-                "not relied on",
+                "failed with a lock error in the earlier measurement of BROKER-NOTES.md), but "
+                "DuckDB does not document reads of a file another process writes as consistent, "
+                "so it is not relied on",
             ],
         )
     )
