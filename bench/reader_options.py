@@ -136,9 +136,9 @@ def main(n: int = 200_000) -> None:
                 f"{snapshot_s * per_batch:.0f} ms per publish; readers never block the writer; "
                 f"query {b_read * 1000:.0f} ms; staleness = publish interval + that",
                 f"C. Parquet file per batch: {parquet_s * per_batch:.0f} ms per batch; query over "
-                f"{n_batches} files {c_read * 1000:.0f} ms; upserts and deletes are not expressible "
+                f"{n_batches} files {c_read * 1000:.0f} ms; no upserts or deletes "
                 "(files only grow), exactly-once would need file-level bookkeeping",
-                f"D. cursor in the sink process: reads p50 {p50:.0f} ms, p95 {p95:.0f} ms while 100k "
+                f"D. cursor in the sink process: reads p50 {p50:.0f} ms, p95 {p95:.0f} ms, 100k "
                 f"rows were written in {d_write:.1f} s; other processes would need a query server "
                 "in the sink process",
                 "chosen: B (consistent, fresh within about a second, no effect on the writer's "
