@@ -10,11 +10,8 @@ uses that cluster.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -22,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.errors import FatalError
+from streams.processes import die_with_parent, stop_process
 from streams.settings import Settings, get_settings
 
 LOOPBACK = "127.0.0.1"
@@ -39,13 +37,8 @@ def _free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: the kernel sends SIGTERM to the broker if the process
-    # that started it dies, even by SIGKILL, so no orphan broker survives a test
-    # run or a crashed `journeybus up`.
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)
-    os.setpgrp()
+    die_with_parent()
+    os.setpgrp()  # Ctrl-C in a terminal goes to the owner, which stops the broker cleanly
 
 
 def broker_binary(configured: str | None = None) -> str:
@@ -158,14 +151,7 @@ class EmbeddedBroker:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout_s)
+        stop_process(proc, timeout_s)
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()

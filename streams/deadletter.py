@@ -77,6 +77,30 @@ def dead_letter_record(
     }
 
 
+def dead_letter_for_message(
+    stage: str, msg: Any, error: InvalidRecord, now_ms: int, event_id: str | None = None
+) -> dict[str, Any]:
+    """The dead letter of a consumed Kafka message (counted in the metrics)."""
+    metrics.DEAD_LETTERS.labels(stage, msg.topic(), error.reason).inc()
+    headers = {
+        k: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+        for k, v in (msg.headers() or [])
+    }
+    return dead_letter_record(
+        stage=stage,
+        source_topic=msg.topic(),
+        error=error,
+        original=msg.value(),
+        original_format="avro",
+        partition=msg.partition(),
+        offset=msg.offset(),
+        key=msg.key(),
+        event_id=event_id,
+        headers=headers,
+        now_ms=now_ms,
+    )
+
+
 @dataclass
 class DeadLetterPolicy:
     """Halts a stage when more than ``max_ratio`` of its last ``window`` records failed.

@@ -38,7 +38,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from streams import metrics
 from streams.codec import Codec
-from streams.deadletter import DeadLetterPolicy, dead_letter_record, dead_letter_topic
+from streams.deadletter import DeadLetterPolicy, dead_letter_for_message, dead_letter_topic
 from streams.errors import FatalError, InvalidRecord
 from streams.kafka import make_consumer, make_producer
 from streams.settings import Settings
@@ -77,27 +77,10 @@ class BatchContext:
 
     def dead_letter(self, msg: Message, error: InvalidRecord, event_id: str | None = None) -> None:
         self.policy.record(False)
-        metrics.DEAD_LETTERS.labels(self.stage, msg.topic(), error.reason).inc()
-        headers = {
-            k: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-            for k, v in (msg.headers() or [])
-        }
         self.emit(
             dead_letter_topic(msg.topic()),
             None,
-            dead_letter_record(
-                stage=self.stage,
-                source_topic=msg.topic(),
-                error=error,
-                original=msg.value(),
-                original_format="avro",
-                partition=msg.partition(),
-                offset=msg.offset(),
-                key=msg.key(),
-                event_id=event_id,
-                headers=headers,
-                now_ms=self.now_ms,
-            ),
+            dead_letter_for_message(self.stage, msg, error, self.now_ms, event_id),
         )
 
 

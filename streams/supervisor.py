@@ -13,11 +13,8 @@ running.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -27,17 +24,13 @@ from pathlib import Path
 
 from streams.broker import EmbeddedBroker, clear_state, write_state
 from streams.catalog import default_catalog
+from streams.processes import die_with_parent, stop_process
 from streams.settings import Settings, get_settings
 from streams.topics import admin_client, create_topics
 
 log = logging.getLogger(__name__)
 
 BACKOFF_START_S, BACKOFF_MAX_S, HEALTHY_AFTER_S = 1.0, 30.0, 60.0
-
-
-def _child_setup() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 @dataclass
@@ -63,20 +56,13 @@ class Child:
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_child_setup,
+                preexec_fn=die_with_parent,
             )
         self.started_at = time.monotonic()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout_s)
+        stop_process(proc, timeout_s)
 
 
 @dataclass

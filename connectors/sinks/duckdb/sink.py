@@ -46,7 +46,7 @@ from connectors.sinks.duckdb.tables import INGESTED_AT, TableSpec, table_specs
 from streams import metrics
 from streams.catalog import Catalog, default_catalog
 from streams.codec import Codec, make_codec
-from streams.deadletter import dead_letter_record, dead_letter_topic
+from streams.deadletter import dead_letter_for_message, dead_letter_topic
 from streams.errors import FatalError, InvalidRecord
 from streams.kafka import make_consumer, make_producer
 from streams.settings import Settings, get_settings
@@ -346,18 +346,7 @@ class DuckDBSink:
         return written
 
     def _dead(self, msg: Message, error: InvalidRecord, now_ms: int) -> dict[str, Any]:
-        metrics.DEAD_LETTERS.labels("sink", msg.topic(), error.reason).inc()
-        return dead_letter_record(
-            stage="sink",
-            source_topic=msg.topic(),
-            error=error,
-            original=msg.value(),
-            original_format="avro",
-            partition=msg.partition(),
-            offset=msg.offset(),
-            key=msg.key(),
-            now_ms=now_ms,
-        )
+        return dead_letter_for_message("sink", msg, error, now_ms)
 
     def _decode_group(
         self,

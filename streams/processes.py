@@ -1,0 +1,29 @@
+"""Child processes that never outlive their owner, and stopping them politely."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import subprocess
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for a child: the kernel sends it SIGTERM if its parent dies,
+    even by SIGKILL, so no orphan survives a killed supervisor or test run."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_process(proc: subprocess.Popen | None, timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s``; nothing if it already exited."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
