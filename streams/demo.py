@@ -57,6 +57,25 @@ def _progress(expected_touchpoints: int, conversions: int) -> tuple[int, int, in
         return (0, 0, 0)
 
 
+def _null_paths() -> int:
+    try:
+        with connect_read_only() as db:
+            return db.execute("SELECT count(*) FROM journeys WHERE NOT converted").fetchone()[0]
+    except Exception:
+        return 0
+
+
+def _wait_for_null_paths(quiet_s: float = 4.0, timeout_s: float = 30.0) -> None:
+    """Null paths close a little after the conversions: wait until they stop changing."""
+    deadline = time.monotonic() + timeout_s
+    last, since = _null_paths(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
+        time.sleep(0.5)
+        now = _null_paths()
+        if now != last:
+            last, since = now, time.monotonic()
+
+
 def run_demo(customers: int = 2000, seed: int = 7, timeout_s: float = 240.0) -> None:
     settings = get_settings()
     supervisor = Supervisor(settings)
@@ -93,8 +112,7 @@ def run_demo(customers: int = 2000, seed: int = 7, timeout_s: float = 240.0) -> 
                 "the pipeline did not process the demo data in time; "
                 f"see {settings.runtime_dir / 'logs'}"
             )
-        # one more snapshot interval so that late null paths and credits are in
-        time.sleep(2.0)
+        _wait_for_null_paths()
         click.echo("\n" + run_report())
         for title, sql in EXAMPLE_QUERIES:
             click.echo(f'== {title}\n$ journeybus query "{sql}"')

@@ -125,7 +125,7 @@ class JourneyConfig:
     # Last resorts for a stuck upstream (a normalise worker down for long): the
     # source watermark normally releases conversions within a second.
     conversion_max_wait_ms: int = 600_000  # released then even without a source watermark
-    null_path_grace_ms: int = 10_000  # processing time an expired path waits for stragglers
+    null_path_grace_ms: int = 2_000  # processing time an expired path waits for stragglers
     transfer_timeout_ms: int = 600_000  # processing time held touchpoints wait for a transfer
     max_activity: int = 500  # bound a bot's state; the oldest activity drops off
     max_sessions: int = 50

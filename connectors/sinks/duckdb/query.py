@@ -85,7 +85,7 @@ REPORT_QUERIES = [
         "Totals",
         """
         SELECT (SELECT count(*) FROM touchpoints) AS touchpoints,
-               (SELECT count(DISTINCT customer_key) FROM touchpoints) AS customers,
+               (SELECT count(DISTINCT customer_key) FROM touchpoints) AS customer_keys,
                (SELECT count(*) FROM journeys WHERE converted) AS conversions,
                (SELECT round(sum(conversion_value), 2) FROM journeys WHERE converted) AS revenue,
                (SELECT count(*) FROM journeys WHERE NOT converted) AS null_paths,
