@@ -26,46 +26,24 @@ def test_policy_needs_a_full_window_before_judging():
         policy.record(False)  # 99 bad in a row, but not yet a window
 
 
+def letter(original: bytes, partition: int, offset: int, event_id: str | None = None) -> dict:
+    return dead_letter_record(
+        stage="s",
+        source_topic="t",
+        error=InvalidRecord("missing_id", "x"),
+        original=original,
+        original_format="avro",
+        partition=partition,
+        offset=offset,
+        event_id=event_id,
+    )
+
+
 def test_ids_follow_the_event_id_else_the_position():
-    err = InvalidRecord("missing_id", "x")
-    a = dead_letter_record(
-        stage="s",
-        source_topic="t",
-        error=err,
-        original=b"1",
-        original_format="avro",
-        partition=0,
-        offset=5,
-        event_id="e1",
-    )
-    b = dead_letter_record(
-        stage="s",
-        source_topic="t",
-        error=err,
-        original=b"2",
-        original_format="avro",
-        partition=3,
-        offset=9,
-        event_id="e1",
-    )
-    c = dead_letter_record(
-        stage="s",
-        source_topic="t",
-        error=err,
-        original=b"1",
-        original_format="avro",
-        partition=0,
-        offset=5,
-    )
-    d = dead_letter_record(
-        stage="s",
-        source_topic="t",
-        error=err,
-        original=b"1",
-        original_format="avro",
-        partition=0,
-        offset=6,
-    )
+    a = letter(b"1", 0, 5, event_id="e1")
+    b = letter(b"2", 3, 9, event_id="e1")
+    c = letter(b"1", 0, 5)
+    d = letter(b"1", 0, 6)
     assert a["dead_letter_id"] == b["dead_letter_id"]
     assert len({a["dead_letter_id"], c["dead_letter_id"], d["dead_letter_id"]}) == 3
     assert a["error_type"] == "missing_id" and a["original"] == b"1"
