@@ -130,10 +130,6 @@ class Catalog:
         by_fp = {rev.fingerprint: rev for revs in self.schemas.values() for rev in revs}
         return {sid: by_fp[fp] for fp, sid in self.ids.items() if fp in by_fp}
 
-    def source_topics(self) -> list[TopicSpec]:
-        """Topics that are not dead-letter topics, in name order."""
-        return [t for t in self.topics.values() if t.dead_letter_of is None]
-
     def examples(self, topic: str) -> list[tuple[Path, Any]]:
         folder = self.root / "examples" / topic
         return [(p, json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]

@@ -45,7 +45,7 @@ EXAMPLE_QUERIES = [
 ]
 
 
-def _progress(expected_touchpoints: int, conversions: int) -> tuple[int, int, int]:
+def _progress() -> tuple[int, int, int]:
     try:
         with connect_read_only() as db:
             return db.execute(
@@ -98,7 +98,7 @@ def run_demo(customers: int = 2000, seed: int = 7, timeout_s: float = 240.0) -> 
         expected = (sum(truth.events.values()), len(truth.conversions), len(truth.conversions))
         got = (0, 0, 0)
         while time.monotonic() - started < timeout_s:
-            got = _progress(*expected[:2])
+            got = _progress()
             if got == expected:
                 break
             time.sleep(1.0)

@@ -81,8 +81,8 @@ class NormaliseStage(Stage):
         self.origin = f"normalise-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.lateness_ms = lateness_ms
         self.heartbeat_s = heartbeat_s
-        # raw partition -> [max event time of its valid records, monotonic time of the last]
-        self.progress: dict[TopicPartitionKey, list[float]] = {}
+        # raw partition -> max event time of its valid records processed so far
+        self.progress: dict[TopicPartitionKey, int] = {}
         self.stitched_partitions = 0
         # raw partition -> max event time of records whose outputs the broker acked
         self.acked: dict[TopicPartitionKey, float] = {}
@@ -154,8 +154,7 @@ class NormaliseStage(Stage):
         topic = tp[0]
         normalise = self.normaliser.normalise
         now = ctx.now_ms
-        progress = self.progress.setdefault(tp, [0, 0.0])
-        progress[1] = time.monotonic()
+        progress = self.progress.get(tp, 0)
         for msg, record in items:
             try:
                 result = normalise(topic, record, now)
@@ -171,8 +170,7 @@ class NormaliseStage(Stage):
                     ctx.emit(
                         IDENTITY, touchpoint["customer_key"], identity_event(group, touchpoint)
                     )
-            if touchpoint["event_time"] > progress[0]:
-                progress[0] = touchpoint["event_time"]
+            progress = max(progress, touchpoint["event_time"])
             ctx.emit(
                 STITCHED,
                 touchpoint["customer_key"],
@@ -187,6 +185,7 @@ class NormaliseStage(Stage):
                 },
             )
             ctx.ok()
+        self.progress[tp] = progress
         self._flush_merges(ctx)
 
     def source_watermark(
@@ -224,7 +223,7 @@ class NormaliseStage(Stage):
         # what this batch processed is acknowledged at the next call.
         acked_now, self._next_acked = (
             self._next_acked,
-            {tp: p[0] for tp, p in self.progress.items()},
+            dict(self.progress),
         )
         self.acked.update(acked_now)
         if now - self._last_emit < 0.2:

@@ -1,4 +1,4 @@
-"""DuckDB columns and Arrow types from Avro schemas.
+"""DuckDB columns from Avro schemas.
 
 Avro → DuckDB: string → VARCHAR, long → BIGINT, int → INTEGER, double →
 DOUBLE, float → FLOAT, boolean → BOOLEAN, bytes → BLOB, timestamp-millis →
@@ -12,18 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-
 from streams.errors import FatalError
 
 PRIMITIVE = {
-    "string": ("VARCHAR", pa.string()),
-    "long": ("BIGINT", pa.int64()),
-    "int": ("INTEGER", pa.int32()),
-    "double": ("DOUBLE", pa.float64()),
-    "float": ("FLOAT", pa.float32()),
-    "boolean": ("BOOLEAN", pa.bool_()),
-    "bytes": ("BLOB", pa.binary()),
+    "string": "VARCHAR",
+    "long": "BIGINT",
+    "int": "INTEGER",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+    "boolean": "BOOLEAN",
+    "bytes": "BLOB",
 }
 
 
@@ -31,7 +29,6 @@ PRIMITIVE = {
 class Column:
     name: str
     duck_type: str
-    arrow_type: pa.DataType
     doc: str = ""
     pii: str | None = None
 
@@ -40,8 +37,8 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def avro_type(schema: Any, names: dict[str, Any] | None = None) -> tuple[str, pa.DataType]:
-    """(DuckDB type, Arrow type) of an Avro type."""
+def avro_type(schema: Any, names: dict[str, Any] | None = None) -> str:
+    """The DuckDB type of an Avro type."""
     names = {} if names is None else names
     if isinstance(schema, list):
         branches = [b for b in schema if b != "null"]
@@ -57,36 +54,33 @@ def avro_type(schema: Any, names: dict[str, Any] | None = None) -> tuple[str, pa
     kind = schema["type"]
     if isinstance(kind, dict | list):
         return avro_type(kind, names)
-    logical = schema.get("logicalType")
-    if logical in ("timestamp-millis", "local-timestamp-millis"):
-        return "TIMESTAMP", pa.timestamp("ms")
+    if schema.get("logicalType") in ("timestamp-millis", "local-timestamp-millis"):
+        return "TIMESTAMP"
     if kind == "record":
         names[schema["name"]] = schema
-        fields = [(f["name"], *avro_type(f["type"], names)) for f in schema["fields"]]
-        duck = "STRUCT(" + ", ".join(f"{_quote(n)} {d}" for n, d, _ in fields) + ")"
-        return duck, pa.struct([(n, a) for n, _, a in fields])
+        fields = ", ".join(
+            f"{_quote(f['name'])} {avro_type(f['type'], names)}" for f in schema["fields"]
+        )
+        return f"STRUCT({fields})"
     if kind == "enum":
         names[schema["name"]] = schema
-        return "VARCHAR", pa.string()
+        return "VARCHAR"
     if kind == "array":
-        duck, arrow = avro_type(schema["items"], names)
-        return f"{duck}[]", pa.list_(arrow)
+        return f"{avro_type(schema['items'], names)}[]"
     if kind == "map":
-        duck, arrow = avro_type(schema["values"], names)
-        return f"MAP(VARCHAR, {duck})", pa.map_(pa.string(), arrow)
+        return f"MAP(VARCHAR, {avro_type(schema['values'], names)})"
     if kind == "fixed":
-        return "BLOB", pa.binary()
+        return "BLOB"
     return avro_type(kind, names)
 
 
 def record_columns(record_schema: dict[str, Any]) -> list[Column]:
     """One column per top-level field of an Avro record schema."""
     names: dict[str, Any] = {}
-    out = []
-    for fld in record_schema["fields"]:
-        duck, arrow = avro_type(fld["type"], names)
-        out.append(Column(fld["name"], duck, arrow, fld.get("doc", ""), fld.get("pii")))
-    return out
+    return [
+        Column(f["name"], avro_type(f["type"], names), f.get("doc", ""), f.get("pii"))
+        for f in record_schema["fields"]
+    ]
 
 
 def array_item_schema(record_schema: dict[str, Any], field: str) -> dict[str, Any]:
@@ -114,7 +108,3 @@ def create_table_sql(table: str, columns: list[Column], key: tuple[str, ...]) ->
 def comment_sql(table: str, column: Column) -> str:
     doc = column.doc.replace("'", "''")
     return f"COMMENT ON COLUMN {_quote(table)}.{_quote(column.name)} IS '{doc}'"
-
-
-def arrow_schema(columns: list[Column]) -> pa.Schema:
-    return pa.schema([(c.name, c.arrow_type) for c in columns])

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-
 from connectors.sinks.duckdb.ddl import Column, array_item_schema, record_columns
 from streams.catalog import Catalog
 
-INGESTED_AT = Column(
-    "_ingested_at", "TIMESTAMP", pa.timestamp("ms"), "When the sink committed this row, UTC."
-)
-POSITION = Column("position", "INTEGER", pa.int32(), "Position in the array, from 0.")
+INGESTED_AT = Column("_ingested_at", "TIMESTAMP", "When the sink committed this row, UTC.")
+POSITION = Column("position", "INTEGER", "Position in the array, from 0.")
 
 
 @dataclass
@@ -45,9 +41,7 @@ class TableSpec:
 def _pick(columns: list[Column], names: dict[str, str]) -> list[Column]:
     by_name = {c.name: c for c in columns}
     return [
-        Column(
-            out, by_name[src].duck_type, by_name[src].arrow_type, by_name[src].doc, by_name[src].pii
-        )
+        Column(out, by_name[src].duck_type, by_name[src].doc, by_name[src].pii)
         for src, out in names.items()
     ]
 
