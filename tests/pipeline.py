@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from streams.kafka import make_producer
 from streams.settings import Settings
 from streams.topics import admin_client, create_topics
 from streams.worker import STAGES, build_runners
+from tests.polling import wait_until
 
 
 @dataclass
@@ -76,19 +76,14 @@ class Pipeline:
     def wait_for(
         self, predicate: Callable[[], bool], timeout_s: float = 90.0, stable_s: float = 0.0
     ) -> bool:
-        """True once ``predicate`` holds (for ``stable_s``); False after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        held_since = None
-        while time.monotonic() < deadline:
+        """True once ``predicate`` holds (for ``stable_s``); False after ``timeout_s``.
+        A failed pipeline component fails the wait."""
+
+        def check() -> bool:
             assert not self.errors, self.errors
-            if predicate():
-                held_since = held_since or time.monotonic()
-                if time.monotonic() - held_since >= stable_s:
-                    return True
-            else:
-                held_since = None
-            time.sleep(0.5)
-        return False
+            return predicate()
+
+        return wait_until(check, timeout_s, stable_s=stable_s, interval_s=0.5)
 
     def close(self) -> None:
         self.stop.set()

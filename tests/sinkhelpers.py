@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from streams.codec import make_codec
 from streams.jsonavro import from_json
 from streams.kafka import make_producer
 from streams.settings import Settings
+from tests.polling import wait_until
 
 TOUCHPOINTS = "cust.touchpoints.v1"
 
@@ -80,17 +80,12 @@ class SinkThread:
         return int(row[0] or 0)
 
     def wait_consumed(self, topic: str, n: int, timeout_s: float = 60) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.thread.is_alive():
-            if self.consumed(topic) >= n:
-                return True
-            time.sleep(0.1)
-        return False
+        return wait_until(lambda: self.consumed(topic) >= n, timeout_s, alive=self.thread.is_alive)
 
     def wait_rows(self, predicate: Callable[[int], bool], timeout_s: float = 60) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.thread.is_alive():
-            if predicate(self.sink.rows_written):
-                return True
-            time.sleep(0.05)
-        return predicate(self.sink.rows_written)
+        return wait_until(
+            lambda: predicate(self.sink.rows_written),
+            timeout_s,
+            interval_s=0.05,
+            alive=self.thread.is_alive,
+        )

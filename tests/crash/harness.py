@@ -28,6 +28,7 @@ from streams.codec import make_codec
 from streams.kafka import make_producer
 from streams.settings import Settings
 from streams.topics import admin_client, create_topics
+from tests.polling import wait_until
 
 COMPONENTS = {
     "normalise": ["worker", "--stage", "normalise"],
@@ -151,17 +152,9 @@ class CrashRun:
         return rows[0] if rows else ()
 
     def _settle(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        stable = None
-        while time.monotonic() < deadline:
-            if self._counts() == self._expected():
-                stable = stable or time.monotonic()
-                if time.monotonic() - stable > 3:
-                    return True
-            else:
-                stable = None
-            time.sleep(1)
-        return False
+        return wait_until(
+            lambda: self._counts() == self._expected(), timeout_s, stable_s=3, interval_s=1
+        )
 
     def figures(self) -> dict:
         truth = self.truth

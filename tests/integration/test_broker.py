@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from confluent_kafka.admin import AdminClient
 from streams.broker import EmbeddedBroker, resolve_bootstrap, write_state
 from streams.errors import FatalError
 from streams.settings import Settings
+from tests import polling
 
 
 def tansu_pids() -> set[int]:
@@ -21,12 +21,7 @@ def tansu_pids() -> set[int]:
 
 
 def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
+    return polling.wait_until(predicate, timeout)
 
 
 def test_embedded_broker_answers_metadata_and_stops_without_leftovers():

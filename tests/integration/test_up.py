@@ -15,6 +15,7 @@ from connectors.generator.publish import publish_events
 from streams.codec import make_codec
 from streams.kafka import make_producer
 from streams.settings import Settings
+from tests.polling import wait_until
 
 CHILDREN = ["normalise-0", "journeys-0", "attribution-0", "sink"]
 
@@ -96,12 +97,7 @@ def stack(tmp_path):
 
 
 def wait(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return False
+    return wait_until(predicate, timeout, interval_s=0.5)
 
 
 def test_up_serves_metrics_that_move_and_stops_cleanly(stack):
