@@ -88,6 +88,9 @@ TID, TIME, CHANNEL, ETYPE, TOUCHABLE, SYSTEM = range(6)
 SID, START, LAST, SCHANNEL = range(4)
 
 
+MAX_ARRIVED = 100  # origins remembered per key
+
+
 def new_state() -> dict[str, Any]:
     return {
         "acts": [],
@@ -98,6 +101,7 @@ def new_state() -> dict[str, Any]:
         "merged_into": None,
         "awaiting": [],
         "held": [],
+        "arrived": [],  # origins whose transfer came (a replayed expect must not wait again)
     }
 
 
@@ -389,14 +393,28 @@ class JourneyBuilder:
         """Mark the state merged into ``into``; returns what moves there.
 
         Always returns a transfer (possibly empty): the new key waits for it
-        (see ``expect``). A repeated merge moves nothing twice.
+        (see ``expect``). A repeated merge moves nothing twice. What this key
+        was itself waiting for moves too: its held touchpoints, and the keys
+        whose transfers it awaited (it forwards those transfers to ``into``), so
+        a chain of merges (a → b while b → c) loses nothing.
         """
-        empty = {"acts": [], "sessions": [], "seen": {}, "conversions": [], "held_conversions": []}
+        empty = {
+            "acts": [],
+            "sessions": [],
+            "seen": {},
+            "conversions": [],
+            "held_conversions": [],
+            "held": [],
+            "awaiting": [],
+        }
         if state["merged_into"] == into:
             return empty
         state["merged_into"] = into
         moved = {name: state[name] for name in empty}
-        state.update({"acts": [], "sessions": [], "held_conversions": []})
+        moved["held_since"] = state.get("held_since")
+        state.update(
+            {"acts": [], "sessions": [], "held_conversions": [], "held": [], "awaiting": []}
+        )
         return moved
 
     def absorb(self, state: dict, moved: dict) -> None:
@@ -417,11 +435,21 @@ class JourneyBuilder:
             for h in moved["held_conversions"]
             if h["conversion_id"] not in held and h["conversion_id"] not in state["conversions"]
         ]
+        # what the merged key still waited for: this key waits for it now
+        for origin in moved.get("awaiting", []):
+            self.expect(state, origin)
+        have = {t["touchpoint_id"] for t in state["held"]}
+        waiting = [t for t in moved.get("held", []) if t["touchpoint_id"] not in have]
+        if waiting:
+            if not state["held"]:  # the timeout counts from when the first was held
+                state["held_since"] = moved.get("held_since") or state.get("held_since")
+            state["held"] += waiting
 
     @staticmethod
     def expect(state: dict, origin: str) -> None:
-        """The key ``origin`` merges into this one: hold touchpoints until its transfer."""
-        if origin not in state["awaiting"]:
+        """The key ``origin`` merges into this one: hold touchpoints until its transfer
+        (unless it came already: a replayed expect or transfer waits for nothing)."""
+        if origin not in state["awaiting"] and origin not in state.get("arrived", []):
             state["awaiting"].append(origin)
 
     @staticmethod
@@ -439,6 +467,10 @@ class JourneyBuilder:
         """The transfer from ``origin`` arrived: the held touchpoints to apply now, in order."""
         if origin in state["awaiting"]:
             state["awaiting"].remove(origin)
+        arrived = state.setdefault("arrived", [])
+        if origin not in arrived:
+            arrived.append(origin)
+            del arrived[: max(0, len(arrived) - MAX_ARRIVED)]
         if state["awaiting"]:
             return []
         held, state["held"] = state["held"], []

@@ -264,3 +264,41 @@ def test_a_conversion_does_not_close_while_merged_history_is_awaited():
     b.arrived(cust, "anon")
     (journey,) = b.release(cust, "c", now_ms=20, source_watermark=T0 + 10 * MIN)
     assert journey["path"] == "Paid Search"
+
+
+def test_a_chain_of_merges_loses_no_held_touchpoint():
+    # b awaits a's history and holds its purchase; then b itself merges into c before
+    # a's transfer came: the held purchase and the wait move to c, a's transfer
+    # (forwarded by b) releases them there
+    b = builder()
+    a, bee, c = new_state(), new_state(), new_state()
+    b.apply_touchpoint(a, "a", tp("x", 0, "Organic Search"), now_ms=0)
+    b.expect(bee, "a")
+    assert b.hold(bee, tp("p", 100, event_type="purchase", conversion="o", revenue=5.0), 0)
+    b.expect(c, "b")
+    b.absorb(c, b.take_for_transfer(bee, "c"))
+    assert b.arrived(c, "b") == [], "c still waits for a's history"
+    assert c["awaiting"] == ["a"] and [t["touchpoint_id"] for t in c["held"]] == ["p"]
+    b.absorb(c, b.take_for_transfer(a, "b"))  # a -> b, forwarded by b to c
+    for held in b.arrived(c, "a"):
+        b.apply_touchpoint(c, "c", held, now_ms=0)
+    (journey,) = b.release(c, "c", now_ms=1)
+    assert journey["path"] == "Organic Search" and journey["conversion_id"] == "o"
+    assert bee["held"] == [] and bee["awaiting"] == []
+
+
+def test_a_replayed_expect_or_transfer_does_not_wait_again():
+    # after a crash the stage may replay an expect or a transfer that already arrived
+    b = builder()
+    a, bee, c = new_state(), new_state(), new_state()
+    b.expect(bee, "a")
+    b.hold(bee, tp("p", 100, event_type="purchase", conversion="o", revenue=5.0), 0)
+    b.expect(c, "b")
+    to_c = b.take_for_transfer(bee, "c")
+    b.absorb(c, to_c)
+    b.arrived(c, "b")
+    b.absorb(c, b.take_for_transfer(a, "b"))
+    assert [t["touchpoint_id"] for t in b.arrived(c, "a")] == ["p"]
+    b.absorb(c, to_c)  # replayed transfer b -> c, which carried "awaiting a"
+    b.expect(c, "b")  # replayed expect
+    assert c["awaiting"] == []
