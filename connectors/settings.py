@@ -12,6 +12,17 @@ def connector_config(name: str) -> SettingsConfigDict:
 
 
 class ConnectorSettings(BaseSettings):
-    """Base of every connector's settings; subclasses set ``model_config``."""
+    """Base of every connector's settings; subclasses set ``model_config``.
+
+    ``topic_prefix`` is put in front of every topic the connector writes (one
+    cluster shared by environments, or tests that need topics of their own);
+    the schema is still the one of the unprefixed catalogue topic.
+    """
 
     model_config = SettingsConfigDict(extra="ignore")
+
+    topic_prefix: str = ""
+    batch_max_records: int = 5000
+    poll_interval_s: float = 0.5  # wait after an empty poll
+    retry_s: float = 1.0  # back-off after a retriable failure
+    ack_timeout_s: float = 30.0  # how long to wait for the broker per attempt

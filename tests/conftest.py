@@ -65,3 +65,18 @@ def catalog() -> Catalog:
 @pytest.fixture(scope="session")
 def codec(catalog: Catalog) -> Codec:
     return Codec(catalog, CatalogSchemaSource(catalog))
+
+
+@pytest.fixture
+def bus() -> Iterator[str]:
+    """A broker of its own with every catalogue topic, for components that read the
+    catalogue's topic names (the sink, the stages)."""
+    from streams.topics import admin_client, create_topics
+
+    with EmbeddedBroker() as broker:
+        create_topics(
+            admin_client({"bootstrap.servers": broker.bootstrap}),
+            default_catalog().topics.values(),
+            partitions=2,
+        )
+        yield broker.bootstrap

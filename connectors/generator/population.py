@@ -52,6 +52,7 @@ CATEGORIES = {
     "Outdoor": (120.0, 50.0),
 }
 SITE = "https://shop.example.com"
+CITIES = ("Leeds", "London", "Manchester", "Bristol", "Glasgow")
 USER_AGENTS = [
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/17.5 Safari/605.1.15",
@@ -84,6 +85,10 @@ WEB_LANDING: dict[str, tuple[str | None, str | None]] = {
     "SMS": ("utm_source=twilio&utm_medium=sms&utm_campaign=flash", None),
 }
 INVALID_KINDS = ("missing_id", "unknown_event_type", "impossible_timestamp")
+# BG/NBD of repeat purchases after the first (r, alpha in days, a, b): a purchase
+# rate ~ Gamma(r, alpha) (mean r/alpha = one purchase per 40 days), a dropout
+# chance after each purchase ~ Beta(a, b) (mean 0.25).
+REPEAT_MODEL = (0.5, 20.0, 1.0, 3.0)
 
 
 @dataclass
@@ -114,6 +119,8 @@ class GroundTruth:
     null_paths: list[list[str]] = field(default_factory=list)  # paths that did not convert
     # expected conversions lost per channel if its touches were removed (causal)
     incremental: Counter = field(default_factory=Counter)
+    # the true BG/NBD process of repeat purchases (rates per day)
+    repeat_model: dict[str, float] = field(default_factory=dict)
 
     @property
     def strongest_channel(self) -> str:
@@ -135,6 +142,9 @@ class GroundTruth:
             "conversions": [c.__dict__ for c in self.conversions],
             "conversion_total": len(self.conversions),
             "conversion_value_total": round(sum(c.value for c in self.conversions), 2),
+            "repeat_model": self.repeat_model,
+            "repeat_purchases": len(self.conversions)
+            - len({c.customer_id for c in self.conversions}),
         }
 
 
@@ -158,6 +168,7 @@ class PopulationGenerator:
         invalid_rate: float = 0.01,
         received_ms: int | None = None,
         store_share: float = 0.2,
+        repeat_model: tuple[float, float, float, float] = REPEAT_MODEL,
     ) -> None:
         self.n = customers
         self.seed = seed
@@ -168,6 +179,8 @@ class PopulationGenerator:
         self.received = received_ms
         self.store_share = store_share
         self.truth = GroundTruth(seed, customers, {c: e for c, (_, e) in CHANNELS.items()})
+        self.repeat_model = repeat_model
+        self.truth.repeat_model = dict(zip(("r", "alpha", "a", "b"), repeat_model, strict=True))
         self._seq = 0
         self.products = [
             (f"p-{i:04d}", cat) for i, cat in enumerate(c for c in CATEGORIES for _ in range(10))
@@ -435,7 +448,15 @@ class PopulationGenerator:
         if identify and not c["identified"]:
             c["identified"] = True
             login = self._web(c, web_at + 5 * MINUTE, "identify", referrer=f"{SITE}/")
-            login.record["traits_json"] = '{"first_name": "Sam"}'
+            n = int(c["id"][-6:])
+            login.record["traits_json"] = orjson.dumps(
+                {
+                    "first_name": "Sam",
+                    "city": CITIES[n % len(CITIES)],
+                    "country": "GB",
+                    "preferred_category": list(CATEGORIES)[n % len(CATEGORIES)],
+                }
+            ).decode()
             out.append(login)
         return out
 
@@ -450,12 +471,15 @@ class PopulationGenerator:
             "handle": f"@shopper{i}",
             "ua": self.rng.choice(USER_AGENTS),
             "identified": False,
+            # how much this customer spends relative to the catalogue price (mean 1):
+            # the between-customer spend heterogeneity the Gamma-Gamma model recovers
+            "spend": self.rng.gammavariate(6.0, 1 / 6.0),
         }
 
     def _convert(self, c: dict, t: int, last_channel: str, paths: list[str]) -> list[RawEvent]:
         product, category = self.rng.choice(self.products)
         mean, sd = CATEGORIES[category]
-        price = round(max(5.0, self.rng.gauss(mean, sd)), 2)
+        price = round(max(5.0, self.rng.gauss(mean, sd) * c["spend"]), 2)
         discount = round(price * 0.1, 2) if self.rng.random() < 0.25 else 0.0
         order = {
             "id": f"ord-{self._id('o')}",
@@ -517,8 +541,33 @@ class PopulationGenerator:
             "order_delivered",
         )
 
+    def catalog(self) -> list[RawEvent]:
+        """The product catalogue (``cust.catalog.products.v1``), as the shop's PIM would
+        publish it before any event: what the normalise stage joins categories from.
+        Reference data, not events: not counted in the ground truth's events."""
+        brands = ("Stride", "Northwall", "Kestrel", "Moss & Pine")
+        return [
+            RawEvent(
+                "cust.catalog.products.v1",
+                product,
+                {
+                    "product_id": product,
+                    "sku": f"SKU-{product[2:]}",
+                    "name": f"{category} item {product[2:]}",
+                    "category": category,
+                    "subcategory": None,
+                    "brand": brands[i % len(brands)],
+                    "price": CATEGORIES[category][0],
+                    "currency": "GBP",
+                    "active": True,
+                    "updated_at": self.start,
+                },
+            )
+            for i, (product, category) in enumerate(self.products)
+        ]
+
     def generate(self) -> list[RawEvent]:
-        """Every raw event of the population, in event-time order."""
+        """Every raw event of the population, in event-time order, after the catalogue."""
         events: list[RawEvent] = []
         names = list(CHANNELS)
         weights = [CHANNELS[n][0] for n in names]
@@ -536,7 +585,7 @@ class PopulationGenerator:
                 self.truth.invalid[event.invalid] += 1
             else:
                 self.truth.events[event.topic] += 1
-        return events
+        return self.catalog() + events
 
     def _customer_events(
         self, c: dict, names: list[str], weights: list[float], span: int
@@ -562,7 +611,33 @@ class PopulationGenerator:
         if not c["identified"]:  # logs in at checkout, in the last touch's session
             c["identified"] = True
             events.append(self._web(c, last + 2 * MINUTE, "identify", referrer=f"{SITE}/"))
-        return events + self._convert(c, last + 10 * MINUTE, path[-1], path)
+        converted = last + 10 * MINUTE
+        events += self._convert(c, converted, path[-1], path)
+        return events + self._repeat_purchases(c, converted, names, weights)
+
+    def _repeat_purchases(
+        self, c: dict, t: int, names: list[str], weights: list[float]
+    ) -> list[RawEvent]:
+        """Later purchases of a customer (BG/NBD process), each after one visit on a
+        channel of the popularity mix; they stop a week before the simulated period
+        ends, so that every one is complete in the data."""
+        r, alpha, a, b = self.repeat_model
+        rate = self.rng.gammavariate(r, 1 / alpha)  # purchases per day
+        dropout = self.rng.betavariate(a, b)
+        end = self.start + (self.days - 7) * DAY
+        events: list[RawEvent] = []
+        while rate > 0:
+            t += int(self.rng.expovariate(rate) * DAY) + HOUR
+            if t >= end:
+                break
+            channel = self.rng.choices(names, weights)[0]
+            events += self._touch(c, channel, t, identify=True)
+            last = max(self._time(e.record) for e in events)
+            events += self._convert(c, last + 10 * MINUTE, channel, [channel])
+            t = last + 10 * MINUTE
+            if self.rng.random() < dropout:
+                break
+        return events
 
     @staticmethod
     def _time(record: dict) -> int:

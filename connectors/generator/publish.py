@@ -12,6 +12,28 @@ from streams.codec import Codec
 from streams.errors import FatalError
 
 
+def produce_event(
+    event: RawEvent, codec: Codec, producer: Producer, on_delivery, now_received: bool = True
+) -> None:
+    """Produce one event keyed as its source would key it (no flush).
+
+    With ``now_received`` its received time is now, as a live source stamps it.
+    """
+    record = event.record
+    if now_received:
+        now = int(time.time() * 1000)
+        for name in ("received_at", "captured_at"):
+            if name in record:
+                record[name] = now
+    value = codec.encode(event.topic, record)
+    while True:
+        try:
+            producer.produce(event.topic, value, event.key.encode(), on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 def publish_events(
     events: Iterable[RawEvent],
     codec: Codec,
@@ -34,19 +56,7 @@ def publish_events(
     started = time.monotonic()
     count = 0
     for event in events:
-        record = event.record
-        if now_received:
-            now = int(time.time() * 1000)
-            for name in ("received_at", "captured_at"):
-                if name in record:
-                    record[name] = now
-        value = codec.encode(event.topic, record)
-        while True:
-            try:
-                producer.produce(event.topic, value, event.key.encode(), on_delivery=delivered)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_event(event, codec, producer, delivered, now_received)
         count += 1
         if rate:
             ahead = count / rate - (time.monotonic() - started)

@@ -9,23 +9,8 @@ import duckdb
 import pytest
 
 from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
-from streams.broker import EmbeddedBroker
-from streams.catalog import default_catalog
 from streams.errors import FatalError
-from streams.topics import admin_client, create_topics
 from tests.sinkhelpers import TOUCHPOINTS, SinkThread, example, produce, touchpoints
-
-
-@pytest.fixture
-def bus():
-    """A broker of its own with every catalogue topic (the sink reads them all)."""
-    with EmbeddedBroker() as broker:
-        create_topics(
-            admin_client({"bootstrap.servers": broker.bootstrap}),
-            default_catalog().topics.values(),
-            partitions=2,
-        )
-        yield broker.bootstrap
 
 
 def columns(db, table):
@@ -40,9 +25,7 @@ def columns(db, table):
 
 def test_tables_are_created_from_the_avro_schemas_with_docs(tmp_path):
     sink = DuckDBSink(
-        sink_settings=DuckDBSinkSettings(
-            database=tmp_path / "a.duckdb", snapshot=tmp_path / "b.duckdb"
-        )
+        conf=DuckDBSinkSettings(database=tmp_path / "a.duckdb", snapshot=tmp_path / "b.duckdb")
     )
     sink.setup()
     cols = columns(sink.db, "touchpoints")
@@ -63,9 +46,7 @@ def test_an_added_optional_field_becomes_a_column_without_data_loss(tmp_path, bu
     db.execute("ALTER TABLE touchpoints DROP COLUMN sentiment")  # a database from before it
     db.close()
     sink = DuckDBSink(
-        sink_settings=DuckDBSinkSettings(
-            database=tmp_path / "sink.duckdb", snapshot=tmp_path / "r.duckdb"
-        )
+        conf=DuckDBSinkSettings(database=tmp_path / "sink.duckdb", snapshot=tmp_path / "r.duckdb")
     )
     sink.setup()
     assert "sentiment" in columns(sink.db, "touchpoints")
@@ -78,12 +59,12 @@ def test_an_added_optional_field_becomes_a_column_without_data_loss(tmp_path, bu
 
 def test_an_incompatible_column_change_refuses_to_start(tmp_path):
     conf = DuckDBSinkSettings(database=tmp_path / "a.duckdb", snapshot=tmp_path / "b.duckdb")
-    DuckDBSink(sink_settings=conf).setup()
+    DuckDBSink(conf=conf).setup()
     db = duckdb.connect(str(conf.database))
     db.execute("ALTER TABLE touchpoints ALTER revenue TYPE VARCHAR")
     db.close()
     with pytest.raises(FatalError, match="column revenue is VARCHAR"):
-        DuckDBSink(sink_settings=conf).setup()
+        DuckDBSink(conf=conf).setup()
 
 
 @pytest.mark.parametrize(

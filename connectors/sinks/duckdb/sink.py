@@ -33,11 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 from pydantic import SecretStr
 
+from connectors.base import Sink
+from connectors.registry import sink
 from connectors.settings import ConnectorSettings, connector_config
 from connectors.sinks.duckdb import ddl
 from connectors.sinks.duckdb.batch_decode import decode_records
@@ -48,8 +51,8 @@ from streams.catalog import Catalog, default_catalog
 from streams.codec import Codec, make_codec
 from streams.deadletter import dead_letter_for_message, dead_letter_topic
 from streams.errors import FatalError, InvalidRecord
-from streams.kafka import make_consumer, make_producer
-from streams.settings import Settings, get_settings
+from streams.kafka import make_consumer, make_producer, observe_lag
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -110,19 +113,22 @@ class PreparedBatch:
     started: float
 
 
-class DuckDBSink:
+@sink("duckdb")
+class DuckDBSink(Sink[DuckDBSinkSettings]):
     """Consumes the derived topics and dead letters into DuckDB (see module docstring)."""
+
+    settings_class = DuckDBSinkSettings
+    serves_health = True
 
     def __init__(
         self,
         settings: Settings | None = None,
         bootstrap: str | None = None,
-        sink_settings: DuckDBSinkSettings | None = None,
+        conf: DuckDBSinkSettings | None = None,
         codec: Codec | None = None,
         catalog: Catalog | None = None,
     ) -> None:
-        self.settings = settings or get_settings()
-        self.conf = sink_settings or DuckDBSinkSettings()
+        super().__init__(settings, bootstrap, conf)
         self.catalog = catalog or default_catalog()
         self.codec = codec or make_codec(self.settings, self.catalog)
         self.bootstrap = bootstrap
@@ -234,6 +240,10 @@ class DuckDBSink:
         consumer.assign(partitions)
         log.info("sink assigned %d partitions", len(partitions))
 
+    def _on_stats(self, text: str) -> None:
+        assigned = {(p.topic, p.partition) for p in self.consumer.assignment()}
+        observe_lag("sink", orjson.loads(text), assigned)
+
     def topics(self) -> list[str]:
         return sorted(self.by_topic)
 
@@ -245,7 +255,14 @@ class DuckDBSink:
         if self.db is None:
             self.setup()
         self.consumer = make_consumer(
-            self.conf.group_id, self.settings, bootstrap, **{"client.id": "journeybus-duckdb-sink"}
+            self.conf.group_id,
+            self.settings,
+            bootstrap,
+            **{
+                "client.id": "journeybus-duckdb-sink",
+                "statistics.interval.ms": 1000,
+                "stats_cb": self._on_stats,
+            },
         )
         self.producer = make_producer(
             self.settings, bootstrap, **{"client.id": "journeybus-duckdb-sink"}
@@ -296,8 +313,11 @@ class DuckDBSink:
         return batch
 
     # -- writing ---------------------------------------------------------------------------
-    def write_batch(self, batch: list[Message]) -> int:
-        """Decode, upsert and store offsets of ``batch`` in one transaction; rows written."""
+    def write(self, batch: list[Message]) -> int:
+        """Decode, upsert and store offsets of ``batch`` in one transaction; rows written.
+
+        ``run`` does the same in two steps (``prepare`` overlaps the previous
+        batch's ``commit_prepared``)."""
         return self.commit_prepared(self.prepare(batch))
 
     def prepare(self, batch: list[Message]) -> PreparedBatch:
