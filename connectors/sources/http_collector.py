@@ -1,0 +1,390 @@
+"""The HTTP collector: Segment- and Snowplow-compatible tracking endpoints, and webhooks.
+
+Routes (``journeybus collect --port P``):
+
+- Segment HTTP Tracking API: ``POST /v1/batch`` and ``/v1/{track,identify,page,
+  screen,group,alias}``. The write key is the Basic-auth user name, or
+  ``writeKey`` in the body. Gzip bodies are accepted.
+- Snowplow tracker protocol: ``POST /com.snowplowanalytics.snowplow/tp2`` and
+  ``GET /i`` (answers a 1x1 GIF). The app id (``aid``) is looked up as the
+  write key, since Snowplow trackers send no credentials.
+- Webhooks: ``POST /webhooks/social`` and ``POST /webhooks/messaging``, for
+  listening and messaging providers, with events in the topic's JSON form (one
+  object, a list, or ``{"events": [...]}``); write key as Basic-auth user,
+  ``X-Write-Key`` header or ``writeKey`` in the body.
+
+Write keys map to a source (``web`` → clickstream, ``mobile`` → mobile app,
+``social``, ``messaging``); they are configuration
+(``CONNECTORS__HTTP_COLLECTOR__WRITE_KEYS='{"key": "web"}'``) and are only
+kept as SHA-256 digests. An unknown key gets 401.
+
+Guarantees:
+
+- **200 only after the broker acknowledged** every event of the request (and
+  the dead letters of its invalid events). A timeout or broker error answers
+  503, on which SDKs retry.
+- **Retries are deduplicated**: an event whose id (``messageId`` / ``eid``) was
+  already accepted, or is being accepted by a concurrent request, is not
+  published again. The memory of accepted ids is bounded
+  (``dedupe_max_events``, ``dedupe_ttl_s``); past it, or after a restart, a
+  re-sent event reaches the topic twice with the same event id and downstream
+  stages deduplicate it (deterministic touchpoint ids).
+- **Invalid events are dead-lettered**, not refused: an event over 32 KB, of
+  an unknown type or without ids goes to ``<topic>.dlq`` with the reason and the
+  rest of its batch is accepted. The response lists them under ``rejected``.
+  A malformed request (not JSON, no batch) is a 400; a body over 500 KB a 413.
+  Errors are ``{"code": ..., "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from cachetools import TTLCache
+
+from connectors.base import Source, SourceRecord
+from connectors.publisher import Publisher
+from connectors.registry import source
+from connectors.settings import ConnectorSettings
+from connectors.sources.tracking import (
+    SEGMENT_TYPES,
+    segment_record,
+    snowplow_get_payload,
+    snowplow_record,
+)
+from streams import metrics
+from streams.errors import InvalidRecord
+
+log = logging.getLogger(__name__)
+
+SOURCE_TOPICS = {
+    "web": "cust.clickstream.raw.v1",
+    "mobile": "cust.mobile.raw.v1",
+    "social": "cust.social.raw.v1",
+    "messaging": "cust.messaging.raw.v1",
+}
+TRACKING_SOURCES = frozenset({"web", "mobile"})
+# The smallest transparent GIF: what a Snowplow pixel request expects back.
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+class CollectorSettings(ConnectorSettings):
+    """``CONNECTORS__HTTP_COLLECTOR__*``. The default keys are for local use only."""
+
+    host: str = "127.0.0.1"
+    port: int = 8088
+    write_keys: dict[str, str] = {
+        "local-web": "web",
+        "local-mobile": "mobile",
+        "local-social": "social",
+        "local-messaging": "messaging",
+    }
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    dedupe_max_events: int = 1_000_000
+    dedupe_ttl_s: float = 24 * 3600
+    ack_timeout_s: float = 10.0
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message}, status=status)
+
+
+class Rejected(Exception):
+    """A request refused with ``status`` and a ``{"code", "message"}`` JSON body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@source("http-collector", topic="cust.clickstream.raw.v1")
+class HttpCollector(Source[CollectorSettings]):
+    """Accepts tracking calls and webhooks over HTTP (see the module docstring)."""
+
+    settings_class = CollectorSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keys = {_digest(k): v for k, v in self.conf.write_keys.items()}
+        unknown = set(self._keys.values()) - set(SOURCE_TOPICS)
+        if unknown:
+            raise ValueError(f"write keys map to unknown sources {sorted(unknown)}")
+        self._accepted: TTLCache = TTLCache(self.conf.dedupe_max_events, self.conf.dedupe_ttl_s)
+        self._inflight: dict[tuple[str, str], asyncio.Future[bool]] = {}
+        self.publisher: Publisher | None = None
+        self.port: int | None = None
+        self.started = threading.Event()
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.started.is_set():
+            return False, "starting"
+        return True, f"listening on {self.conf.host}:{self.port}"
+
+    # -- serving -----------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=self.conf.max_batch_bytes, middlewares=[self._errors_as_json]
+        )
+        app.router.add_post("/v1/batch", self._segment_batch)
+        for call in SEGMENT_TYPES:
+            app.router.add_post(f"/v1/{call}", self._segment_call(call))
+        app.router.add_post("/com.snowplowanalytics.snowplow/tp2", self._snowplow_post)
+        app.router.add_get("/i", self._snowplow_get)
+        app.router.add_post("/webhooks/social", self._webhook("social"))
+        app.router.add_post("/webhooks/messaging", self._webhook("messaging"))
+        app.router.add_get("/health", self._health)
+        return app
+
+    def run(self, stop: threading.Event) -> None:
+        asyncio.run(self.serve(stop))
+
+    async def serve(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set; in-flight requests finish first."""
+        self.publisher = Publisher(self.name, self.conf, self.settings, self.bootstrap)
+        self.publisher.start_polling()
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.conf.host, self.conf.port)
+        await site.start()
+        self.port = runner.addresses[0][1]
+        log.info("collector listening on http://%s:%d", self.conf.host, self.port)
+        self.started.set()
+        try:
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+        finally:
+            await runner.cleanup()
+            self.publisher.close()
+
+    @web.middleware
+    async def _errors_as_json(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        try:
+            response = await handler(request)
+        except Rejected as exc:
+            response = error_response(exc.status, exc.code, exc.message)
+        except web.HTTPException as exc:
+            code = exc.reason.lower().replace(" ", "_")
+            response = error_response(exc.status, code, exc.text or exc.reason)
+        metrics.COLLECTOR_REQUESTS.labels(name, str(response.status)).inc()
+        metrics.COLLECTOR_SECONDS.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    # -- request parsing ---------------------------------------------------------------
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise Rejected(
+                413, "payload_too_large", f"a request may be {self.conf.max_batch_bytes} bytes"
+            ) from None
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise Rejected(400, "invalid_json", f"the body is not JSON: {exc}") from None
+        return body
+
+    def _source_of(self, key: str | None, allowed: frozenset[str] | set[str]) -> str:
+        source_name = self._keys.get(_digest(key)) if key else None
+        if source_name is None or source_name not in allowed:
+            raise Rejected(401, "invalid_write_key", "unknown or missing write key")
+        return source_name
+
+    @staticmethod
+    def _basic_user(request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        if not header.lower().startswith("basic "):
+            return None
+        try:
+            decoded = base64.b64decode(header[6:].strip()).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.split(":", 1)[0] or None
+
+    @staticmethod
+    def _client_ip(request: web.Request) -> str | None:
+        forwarded = request.headers.get("X-Forwarded-For")
+        return forwarded.split(",")[0].strip() if forwarded else request.remote
+
+    def _event(
+        self, raw: Any, build: Callable[[Any], dict[str, Any]], typed: bool = True
+    ) -> SourceRecord:
+        original = orjson.dumps(raw)
+        if len(original) > self.conf.max_event_bytes:
+            error = InvalidRecord(
+                "too_large", f"{len(original)} bytes; an event may be {self.conf.max_event_bytes}"
+            )
+            return SourceRecord.invalid(error, original[:4096])
+        try:
+            return SourceRecord(build(raw), original=original, typed=typed)
+        except InvalidRecord as exc:
+            return SourceRecord.invalid(exc, original)
+
+    # -- Segment -----------------------------------------------------------------------
+    async def _segment_batch(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+            raise Rejected(400, "invalid_request", 'the body needs a "batch" list')
+        return await self._segment(request, body, body["batch"], None)
+
+    def _segment_call(self, call: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise Rejected(400, "invalid_request", "the body must be a JSON object")
+            return await self._segment(request, {}, [body], call)
+
+        return handle
+
+    async def _segment(
+        self, request: web.Request, batch: dict, events: list, call: str | None
+    ) -> web.Response:
+        key = self._basic_user(request) or batch.get("writeKey")
+        if key is None and events and isinstance(events[0], dict):
+            key = events[0].get("writeKey")
+        source_name = self._source_of(key, TRACKING_SOURCES)
+        received, ip = int(time.time() * 1000), self._client_ip(request)
+        records = [
+            self._event(
+                e,
+                lambda e: segment_record(
+                    e, source_name, received, call_type=call, batch=batch, ip=ip
+                ),
+            )
+            for e in events
+        ]
+        return web.json_response(await self._accept(records, source_name))
+
+    # -- Snowplow ----------------------------------------------------------------------
+    async def _snowplow_post(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise Rejected(400, "invalid_request", 'the body needs a "data" list')
+        return web.json_response(await self._snowplow(request, data))
+
+    async def _snowplow_get(self, request: web.Request) -> web.Response:
+        await self._snowplow(request, [snowplow_get_payload(request.query_string)])
+        return web.Response(body=PIXEL, content_type="image/gif")
+
+    async def _snowplow(self, request: web.Request, events: list) -> dict[str, Any]:
+        received, ip = int(time.time() * 1000), self._client_ip(request)
+        user_agent = request.headers.get("User-Agent")
+        by_source: dict[str, list[SourceRecord]] = {}
+        for event in events:
+            aid = event.get("aid") if isinstance(event, dict) else None
+            source_name = self._source_of(aid, TRACKING_SOURCES)
+            by_source.setdefault(source_name, []).append(
+                self._event(
+                    event,
+                    lambda e, s=source_name: snowplow_record(
+                        e, s, received, ip=ip, user_agent=user_agent
+                    ),
+                )
+            )
+        answers = [await self._accept(records, s) for s, records in by_source.items()]
+        return {
+            "success": True,
+            "accepted": sum(a["accepted"] for a in answers),
+            "duplicates": sum(a["duplicates"] for a in answers),
+            "rejected": [r for a in answers for r in a["rejected"]],
+        }
+
+    # -- webhooks ----------------------------------------------------------------------
+    def _webhook(self, source_name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            body = await self._body(request)
+            events = body.get("events", body) if isinstance(body, dict) else body
+            events = events if isinstance(events, list) else [events]
+            key = (
+                self._basic_user(request)
+                or request.headers.get("X-Write-Key")
+                or (body.get("writeKey") if isinstance(body, dict) else None)
+            )
+            self._source_of(key, {source_name})
+            received = int(time.time() * 1000)
+
+            def stamp(event: Any) -> dict[str, Any]:
+                if not isinstance(event, dict):
+                    raise InvalidRecord("schema_violation", "an event must be a JSON object")
+                event = {k: v for k, v in event.items() if k != "writeKey"}
+                event.setdefault("received_at", received)
+                return event
+
+            records = [self._event(e, stamp, typed=False) for e in events]
+            return web.json_response(await self._accept(records, source_name))
+
+        return handle
+
+    # -- publishing --------------------------------------------------------------------
+    async def _accept(self, records: list[SourceRecord], source_name: str) -> dict[str, Any]:
+        """Publish new events and dead letters, wait for the broker; the response body."""
+        assert self.publisher is not None
+        topic = SOURCE_TOPICS[source_name]
+        loop = asyncio.get_running_loop()
+        outgoing, mine, waits = [], [], []
+        rejected: list[dict[str, Any]] = []
+        duplicates = 0
+        for index, record in enumerate(records):
+            message = self.publisher.prepare(record, topic)
+            if message.dead is not None:
+                rejected.append(
+                    {"index": index, "code": message.dead.reason, "message": str(message.dead)}
+                )
+                outgoing.append(message)
+                continue
+            ident = (source_name, message.event_id)
+            if ident in self._accepted:
+                duplicates += 1
+            elif ident in self._inflight:
+                duplicates += 1
+                waits.append(self._inflight[ident])
+            else:
+                future = loop.create_future()
+                self._inflight[ident] = future
+                mine.append((ident, future))
+                outgoing.append(message)
+        if duplicates:
+            metrics.COLLECTOR_DUPLICATES.labels(source_name).inc(duplicates)
+        ok = False
+        try:
+            delivery = await self.publisher.submit_async(outgoing, self.conf.ack_timeout_s)
+            ok = delivery.ok
+        except TimeoutError:
+            log.warning("collector: the broker did not acknowledge in %ss", self.conf.ack_timeout_s)
+        finally:
+            for ident, future in mine:
+                del self._inflight[ident]
+                if ok:
+                    self._accepted[ident] = True
+                future.set_result(ok)
+        if not ok or not all([await w for w in waits]):
+            raise Rejected(503, "broker_unavailable", "the events were not acknowledged; retry")
+        return {
+            "success": True,
+            "accepted": len(mine),
+            "duplicates": duplicates,
+            "rejected": rejected,
+        }

@@ -1,0 +1,295 @@
+"""The HTTP collector against the real broker, driven by unmodified official tracker SDKs."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import orjson
+import pytest
+from aiohttp import ClientSession, web
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from connectors.sources.http_collector import SOURCE_TOPICS, CollectorSettings, HttpCollector
+from connectors.testing import Running, read_topic, wait_for
+from streams.deadletter import dead_letter_topic
+from streams.settings import Settings
+
+pytestmark = pytest.mark.broker
+
+KEYS = {"seg-web": "web", "seg-mobile": "mobile", "sp-web": "web", "hook-social": "social"}
+
+
+@dataclass
+class Collector:
+    url: str
+    prefix: str
+    bootstrap: str
+
+    def records(self, source: str) -> list:
+        topic = SOURCE_TOPICS[source]
+        return read_topic(self.bootstrap, self.prefix + topic, topic)
+
+    def dead_letters(self, source: str) -> list:
+        dlq = dead_letter_topic(SOURCE_TOPICS[source])
+        return read_topic(self.bootstrap, self.prefix + dlq, dlq)
+
+    def post(self, path: str, body, key: str | None = "seg-web", **kw) -> httpx.Response:
+        return httpx.post(
+            self.url + path, json=body, auth=(key, "") if key else None, timeout=30, **kw
+        )
+
+
+@pytest.fixture
+def collector(bootstrap: str, tmp_path) -> Iterator[Collector]:
+    prefix = f"collector.{uuid.uuid4().hex[:8]}."
+    topics = [t for s in SOURCE_TOPICS.values() for t in (s, dead_letter_topic(s))]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics(
+        [NewTopic(prefix + t, num_partitions=2, replication_factor=1) for t in topics]
+    ).values():
+        future.result(timeout=30)
+    conf = CollectorSettings(topic_prefix=prefix, port=0, write_keys=KEYS)
+    app = HttpCollector(Settings(runtime_dir=tmp_path), bootstrap, conf)
+    running = Running(app)
+    assert app.started.wait(30)
+    yield Collector(f"http://127.0.0.1:{app.port}", prefix, bootstrap)
+    running.stop()
+
+
+def _track(i: int, **extra) -> dict:
+    return {
+        "type": "track",
+        "event": "Product Viewed",
+        "messageId": f"m-{i}",
+        "anonymousId": f"anon-{i % 7}",
+        "timestamp": "2026-11-01T12:00:00.000Z",
+        "properties": {"product_id": f"p-{i}"},
+        **extra,
+    }
+
+
+class LosingProxy:
+    """A reverse proxy that forwards every request but, for the first ``lose`` of them,
+    answers 503 although the collector answered 200: a response lost on the way back,
+    which makes the client retry a batch the collector already accepted."""
+
+    def __init__(self, target: str, lose: int) -> None:
+        self.target, self.lose = target, lose
+        self.requests = 0
+        self.retries = 0
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10)
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        self.retries += "X-Retry-Count" in request.headers
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() in ("authorization", "content-type", "content-encoding")
+        }
+        body = await request.content.read()  # still gzipped: passed on as sent
+        async with (
+            ClientSession(auto_decompress=False) as session,
+            session.post(self.target + request.path, data=body, headers=headers) as upstream,
+        ):
+            payload = await upstream.read()
+            status = upstream.status
+        if status == 200 and self.lose > 0:
+            self.lose -= 1
+            return web.json_response({"code": "lost", "message": "response lost"}, status=503)
+        return web.Response(body=payload, status=status, content_type="application/json")
+
+    async def _serve(self) -> None:
+        app = web.Application(client_max_size=10 * 1024 * 1024)
+        app.router.add_post("/{tail:.*}", self._forward)
+        runner = web.AppRunner(app, auto_decompress=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        self.ready.set()
+        while not self.stop.is_set():
+            await asyncio.sleep(0.05)
+        await runner.cleanup()
+
+
+def test_segment_sdk_with_forced_retries_delivers_exactly_1000_events(collector):
+    from segment.analytics import Client
+
+    proxy = LosingProxy(collector.url, lose=3)
+    errors: list = []
+    client = Client(
+        "seg-web",
+        host=proxy.url,
+        gzip=True,
+        upload_size=100,
+        max_retries=10,
+        on_error=lambda e, batch: errors.append(e),
+    )
+    for i in range(1000):
+        client.track(
+            anonymous_id=f"anon-{i % 50}",
+            event="Product Viewed",
+            properties={"product_id": f"p-{i % 20}", "i": i},
+            context={"page": {"url": f"https://shop.example.com/p/{i}"}},
+        )
+    client.flush()
+    client.shutdown()
+    proxy.stop.set()
+    assert not errors
+    assert proxy.retries >= 3, "the SDK retried the batches whose response was lost"
+
+    assert wait_for(lambda: len(collector.records("web")) >= 1000)
+    records = collector.records("web")
+    assert len(records) == 1000, "a re-sent batch must not create a second event"
+    assert len({r.value["event_id"] for r in records}) == 1000
+    sample = records[0].value
+    assert sample["protocol"] == "segment" and sample["event_name"] == "Product Viewed"
+    assert sample["context"]["library_name"] == "analytics-python"
+    assert records[0].key == sample["anonymous_id"]
+
+
+def test_snowplow_tracker_post_and_get(collector):
+    from snowplow_tracker import Emitter, Subject, Tracker
+    from snowplow_tracker.events import PageView, SelfDescribing
+    from snowplow_tracker.self_describing_json import SelfDescribingJson
+
+    port = int(collector.url.rsplit(":", 1)[1])
+    for method in ("post", "get"):
+        emitter = Emitter("127.0.0.1", protocol="http", port=port, method=method, batch_size=5)
+        subject = Subject().set_domain_user_id(f"duid-{method}").set_user_id("cust-1")
+        tracker = Tracker("t", emitter, subject=subject, app_id="sp-web")
+        for i in range(10):
+            tracker.track(PageView(page_url=f"https://shop.example.com/{method}/{i}?utm_source=x"))
+        tracker.track(
+            SelfDescribing(
+                SelfDescribingJson(
+                    "iglu:com.example/add_to_cart/jsonschema/1-0-0", {"sku": "p-1", "qty": 2}
+                )
+            )
+        )
+        tracker.flush()
+    assert wait_for(lambda: len(collector.records("web")) >= 22)
+    records = [r.value for r in collector.records("web")]
+    assert len(records) == 22
+    assert {r["protocol"] for r in records} == {"snowplow"}
+    pages = [r for r in records if r["event_type"] == "page"]
+    assert len(pages) == 20 and all(r["page"]["url"].startswith("https://") for r in pages)
+    carts = [r for r in records if r["event_name"] == "add_to_cart"]
+    assert len(carts) == 2 and orjson.loads(carts[0]["properties_json"])["qty"] == 2
+    assert {r["anonymous_id"] for r in records} == {"duid-post", "duid-get"}
+
+
+def test_a_resent_batch_is_one_event_each_and_mobile_keys_go_to_the_mobile_topic(collector):
+    batch = {"batch": [_track(i) for i in range(20)]}
+    first = collector.post("/v1/batch", batch)
+    again = collector.post("/v1/batch", batch)
+    assert first.json()["accepted"] == 20
+    assert again.json() == {"success": True, "accepted": 0, "duplicates": 20, "rejected": []}
+    screen = {
+        "type": "screen",
+        "name": "Home",
+        "anonymousId": "a1",
+        "messageId": "s1",
+        "context": {
+            "device": {"id": "dev-1", "manufacturer": "Apple"},
+            "os": {"name": "iOS"},
+            "app": {"name": "Shop"},
+        },
+    }
+    assert collector.post("/v1/screen", screen, key="seg-mobile").status_code == 200
+    assert wait_for(lambda: len(collector.records("mobile")) == 1)
+    mobile = collector.records("mobile")[0].value
+    assert mobile["screen_name"] == "Home" and mobile["device"]["os_name"] == "iOS"
+    assert len(collector.records("web")) == 20
+
+
+def test_gzip_body_and_write_key_in_the_body(collector):
+    body = gzip.compress(orjson.dumps({"batch": [_track(1)], "writeKey": "seg-web"}))
+    response = httpx.post(
+        collector.url + "/v1/batch",
+        content=body,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200 and response.json()["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "key", "status", "code"),
+    [
+        ("/v1/batch", {"batch": [_track(1)]}, "nope", 401, "invalid_write_key"),
+        ("/v1/batch", {"batch": [_track(1)]}, None, 401, "invalid_write_key"),
+        ("/v1/batch", {"batch": [_track(1)]}, "hook-social", 401, "invalid_write_key"),
+        ("/v1/batch", {"events": []}, "seg-web", 400, "invalid_request"),
+        (
+            "/v1/batch",
+            {"batch": [_track(i, pad="x" * 20_000) for i in range(30)]},
+            "seg-web",
+            413,
+            "payload_too_large",
+        ),
+        ("/v2/nothing", {}, "seg-web", 404, "not_found"),
+    ],
+)
+def test_refusals_are_json_errors(collector, path, body, key, status, code):
+    response = collector.post(path, body, key=key)
+    assert response.status_code == status
+    assert response.json()["code"] == code and response.json()["message"]
+
+
+def test_invalid_json_is_a_400(collector):
+    response = httpx.post(collector.url + "/v1/track", content=b"{no", auth=("seg-web", ""))
+    assert response.status_code == 400 and response.json()["code"] == "invalid_json"
+
+
+def test_invalid_events_are_dead_lettered_and_the_rest_accepted(collector):
+    batch = [
+        _track(1),
+        {"type": "track", "event": "No ids", "messageId": "m-x"},
+        {"type": "teleport", "anonymousId": "a", "messageId": "m-y"},
+        _track(2, properties={"blob": "x" * 40_000}),
+        _track(3, timestamp="yesterday-ish"),
+    ]
+    answer = collector.post("/v1/batch", {"batch": batch}).json()
+    assert answer["accepted"] == 1
+    assert [(r["index"], r["code"]) for r in answer["rejected"]] == [
+        (1, "missing_id"),
+        (2, "unknown_event_type"),
+        (3, "too_large"),
+        (4, "invalid_timestamp"),
+    ]
+    assert wait_for(lambda: len(collector.dead_letters("web")) == 4)
+    letters = collector.dead_letters("web")
+    assert sorted(d.value["error_type"] for d in letters) == sorted(
+        r["code"] for r in answer["rejected"]
+    )
+    assert all(d.value["original"] and d.value["stage"] == "http-collector" for d in letters)
+
+
+def test_social_webhook(collector):
+    event = {
+        "event_id": "ig-1",
+        "platform": "instagram",
+        "event_type": "mention",
+        "handle": "@jo",
+        "text": "great shoes",
+        "occurred_at": "2026-11-01T12:00:00Z",
+    }
+    assert collector.post("/webhooks/social", {"events": [event]}, key="seg-web").status_code == 401
+    response = collector.post(
+        "/webhooks/social", {"events": [event, {"platform": "x"}]}, key="hook-social"
+    )
+    assert response.json()["accepted"] == 1 and len(response.json()["rejected"]) == 1
+    assert wait_for(lambda: len(collector.records("social")) == 1)
+    record = collector.records("social")[0]
+    assert record.key == "@jo" and record.value["received_at"] is not None
