@@ -40,7 +40,7 @@ from streams import metrics
 from streams.codec import Codec
 from streams.deadletter import DeadLetterPolicy, dead_letter_for_message, dead_letter_topic
 from streams.errors import FatalError, InvalidRecord
-from streams.kafka import make_consumer, make_producer
+from streams.kafka import make_consumer, make_producer, observe_lag, partition_stats
 from streams.settings import Settings
 from streams.state import PartitionStore
 
@@ -103,8 +103,15 @@ class Stage:
     def tick(self, tp: TopicPartitionKey, store: PartitionStore | None, ctx: BatchContext) -> None:
         """Called after each batch of a partition and when idle (timers, expiry)."""
 
+    side_inputs: list[Any] = []  # ``SideInput``s, set by ``attach_side_inputs``
+
+    def attach_side_inputs(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
+        """Open the stage's side inputs (global lookup topics); default: none."""
+
     def poll_side_inputs(self) -> None:
-        """Refresh side inputs (lookup tables) before a batch; default: none."""
+        """Refresh the side inputs before a batch (override to act on what changed)."""
+        for side in self.side_inputs:
+            side.poll()
 
     def after_batch(
         self,
@@ -117,7 +124,10 @@ class Stage:
         read); default: nothing."""
 
     def close(self) -> None:
-        """Release what the stage holds (side-input consumers); default: nothing."""
+        """Release what the stage holds: its side-input consumers."""
+        for side in self.side_inputs:
+            side.close()
+        self.side_inputs = []
 
 
 class StageRunner:
@@ -261,14 +271,11 @@ class StageRunner:
         return len(batch)
 
     def _on_stats(self, text: str) -> None:
-        """librdkafka statistics: how many records each partition has prefetched."""
+        """librdkafka statistics: records prefetched per partition, consumer lag."""
         stats = orjson.loads(text)
-        queued = {}
-        for topic, info in stats.get("topics", {}).items():
-            for partition, pinfo in info.get("partitions", {}).items():
-                if partition != "-1":
-                    queued[(topic, int(partition))] = pinfo.get("fetchq_cnt", 0)
-        self._prefetched = queued
+        parts = partition_stats(stats)
+        self._prefetched = {key: pinfo.get("fetchq_cnt", 0) for key, pinfo in parts.items()}
+        observe_lag(self.stage.name, stats, self.assignment)
 
     def caught_up(self) -> set[TopicPartitionKey]:
         """Assigned partitions with nothing left to read.

@@ -12,12 +12,20 @@ from streams.codec import make_codec
 from streams.health import serve_health
 from streams.journeys.stage import JourneysStage
 from streams.normalise.stage import NormaliseStage
+from streams.profiles.stage import ProfilesStage
+from streams.scoring.stage import ScoringStage
 from streams.settings import Settings, get_settings
 from streams.stage import Stage, StageRunner, run_stages
 
 log = logging.getLogger(__name__)
 
-STAGES = {"normalise": NormaliseStage, "journeys": JourneysStage, "attribution": AttributionStage}
+STAGES = {
+    "normalise": NormaliseStage,
+    "journeys": JourneysStage,
+    "attribution": AttributionStage,
+    "scoring": ScoringStage,
+    "profiles": ProfilesStage,
+}
 
 
 def build_runners(names: list[str], settings: Settings, bootstrap: str) -> list[StageRunner]:
@@ -25,8 +33,7 @@ def build_runners(names: list[str], settings: Settings, bootstrap: str) -> list[
     runners = []
     for name in names:
         stage: Stage = STAGES[name]()
-        if isinstance(stage, NormaliseStage | AttributionStage):
-            stage.attach_side_inputs(codec, settings, bootstrap)
+        stage.attach_side_inputs(codec, settings, bootstrap)
         runners.append(StageRunner(stage, settings, bootstrap, codec))
     return runners
 

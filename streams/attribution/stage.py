@@ -75,8 +75,7 @@ class AttributionStage(Stage):
         self.side_inputs = [SideInput(JOURNEYS, self.paths.apply, codec, settings, bootstrap)]
 
     def poll_side_inputs(self) -> None:
-        for side in self.side_inputs:
-            side.poll()
+        super().poll_side_inputs()
         now = time.monotonic()
         if self.paths.changed and now - self._solved_at >= self.recompute_interval_s:
             self.result = self.paths.model().solve()
@@ -99,8 +98,3 @@ class AttributionStage(Stage):
                 ):
                     ctx.emit(ATTRIBUTION, journey["customer_key"], credit)
             ctx.ok()
-
-    def close(self) -> None:
-        for side in self.side_inputs:
-            side.close()
-        self.side_inputs = []

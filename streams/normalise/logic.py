@@ -130,6 +130,28 @@ def campaign_from_url(url: str | None) -> dict[str, Any] | None:
     }
 
 
+# Traits a customer states about themselves that profiles keep as "declared":
+# preferences and coarse location only, never contact details (those are
+# identifiers, hashed into the identity graph).
+DECLARED_TRAITS = ("city", "country", "preferred_category", "preferred_channel", "marketing_opt_in")
+
+
+def declared_traits(record: Mapping[str, Any]) -> dict[str, str]:
+    """The whitelisted traits of an identify call, as ``trait.<name>`` attributes."""
+    raw = record.get("traits_json")
+    try:
+        traits = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        return {}  # traits are optional context; a broken blob does not void the event
+    if not isinstance(traits, dict):
+        return {}
+    return {
+        f"trait.{name}": str(traits[name])
+        for name in DECLARED_TRAITS
+        if traits.get(name) not in (None, "")
+    }
+
+
 def _properties(record: Mapping[str, Any]) -> dict[str, Any]:
     raw = record.get("properties_json")
     if not raw:
@@ -346,6 +368,8 @@ class Normaliser:
         tp["device_id"] = record.get("device_id") or None
         props = _properties(record)
         self._commerce(tp, props)
+        if call == "identify":
+            tp["attributes"].update(declared_traits(record))
         groups: list[list[str]] = []
         ids = [node(k, tp[k]) for k in ("user_id", "anonymous_id", "device_id") if tp[k]]
         if call == "alias" and record.get("previous_id"):

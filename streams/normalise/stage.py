@@ -135,15 +135,6 @@ class NormaliseStage(Stage):
             self._pending_merges += [(old, after) for old in sorted(olds) if old != after]
         return changed
 
-    def poll_side_inputs(self) -> None:
-        for side in self.side_inputs:
-            side.poll()
-
-    def close(self) -> None:
-        for side in self.side_inputs:
-            side.close()
-        self.side_inputs = []
-
     def process(
         self,
         tp: TopicPartitionKey,

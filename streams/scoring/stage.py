@@ -1,0 +1,123 @@
+"""The scoring stage: a customer's first purchase → ``cust.customer-scores.v1``.
+
+Consumes ``cust.journeys.v1`` (keyed by customer, so one customer's conversions
+arrive in order: the first converting journey is the first purchase). The model
+is global: every scoring worker reads all journeys and the conversion
+touchpoints (category, discount) as side inputs and refits BG/NBD +
+Gamma-Gamma at most every ``fit_interval_s`` when purchases changed
+(``streams.scoring.model``).
+
+A first purchase is held in the partition's state until a model exists (a
+minimum of customers and repeat customers) and its order details have arrived,
+or ``details_wait_ms`` passed (then it is scored with the category unknown).
+State (scored customers, holds) is committed with the input offset, so a
+restarted worker scores nobody twice; the score id is deterministic (customer
+and first order), so a replayed score replaces itself downstream. Each score
+carries the model version it came from.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from confluent_kafka import Message
+
+from streams.codec import Codec
+from streams.scoring.model import (
+    FirstPurchase,
+    PurchaseHistory,
+    ScoringModel,
+    fit_scoring_model,
+    score_new_customer,
+)
+from streams.settings import Settings
+from streams.sideinput import SideInput
+from streams.stage import BatchContext, Stage, TopicPartitionKey
+from streams.state import PartitionStore
+
+JOURNEYS = "cust.journeys.v1"
+TOUCHPOINTS = "cust.touchpoints.v1"
+SCORES = "cust.customer-scores.v1"
+SCORED = "scored:"
+HOLD = "hold:"
+
+
+class ScoringStage(Stage):
+    """First purchases → new-customer scores (see module docstring)."""
+
+    name = "scoring"
+    inputs = (JOURNEYS,)
+    stateful = True
+
+    def __init__(
+        self,
+        fit_interval_s: float = 10.0,
+        details_wait_ms: int = 15_000,
+        model_wait_ms: int = 2_000,
+    ) -> None:
+        self.history = PurchaseHistory()
+        self.model: ScoringModel | None = None
+        self.fit_interval_s = fit_interval_s
+        self.details_wait_ms = details_wait_ms
+        self.model_wait_ms = model_wait_ms
+        self._fitted_at = 0.0
+        self.side_inputs: list[SideInput] = []
+
+    def attach_side_inputs(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
+        self.side_inputs = [
+            SideInput(JOURNEYS, self.history.apply_journey, codec, settings, bootstrap),
+            SideInput(TOUCHPOINTS, self.history.apply_touchpoint, codec, settings, bootstrap),
+        ]
+
+    def poll_side_inputs(self) -> None:
+        super().poll_side_inputs()
+        now = time.monotonic()
+        if self.history.changed and now - self._fitted_at >= self.fit_interval_s:
+            self.history.changed = False
+            self._fitted_at = now
+            self.model = fit_scoring_model(self.history) or self.model
+
+    def process(
+        self,
+        tp: TopicPartitionKey,
+        items: list[tuple[Message, dict[str, Any]]],
+        store: PartitionStore | None,
+        ctx: BatchContext,
+    ) -> None:
+        assert store is not None
+        for _msg, journey in items:
+            ctx.ok()
+            if not journey["converted"] or not journey["conversion_id"]:
+                continue
+            key = journey["customer_key"]
+            if store.get(SCORED + key) is not None or store.get(HOLD + key) is not None:
+                continue  # a repeat purchase, or the first one already waiting
+            touches = journey["touchpoints"]
+            first = {
+                "customer_key": key,
+                "order_id": journey["conversion_id"],
+                "time_ms": int(journey["conversion_time"]),
+                "value": float(journey["conversion_value"]),
+                "currency": journey["currency"],
+                "channel": touches[0]["channel"] if touches else "Direct",
+                "deadline": ctx.now_ms + self.details_wait_ms,
+            }
+            store.put(HOLD + key, first, due=ctx.now_ms)
+        self.tick(tp, store, ctx)
+
+    def tick(self, tp: TopicPartitionKey, store: PartitionStore | None, ctx: BatchContext) -> None:
+        """Score the held first purchases whose model and details are there."""
+        if store is None:
+            return
+        for hold_key in store.due_keys(ctx.now_ms, HOLD):
+            held = store.get(hold_key)
+            details = self.history.details.get(held["order_id"])
+            if self.model is None or (details is None and ctx.now_ms < held["deadline"]):
+                store.put(hold_key, held, due=ctx.now_ms + self.model_wait_ms)
+                continue
+            first = FirstPurchase(**{k: v for k, v in held.items() if k != "deadline"})
+            score = score_new_customer(self.model, first, details, ctx.now_ms)
+            ctx.emit(SCORES, first.customer_key, score)
+            store.delete(hold_key)
+            store.put(SCORED + first.customer_key, first.order_id)
