@@ -320,6 +320,14 @@ def sink(log_level: str) -> None:
     default=None,
     help="Write the ground truth JSON here.",
 )
+@click.option(
+    "--via",
+    type=click.Choice(["kafka", "collector"]),
+    default="kafka",
+    show_default=True,
+    help="Produce to the raw topics, or send through the HTTP collector as trackers would.",
+)
+@click.option("--collector-url", default="http://127.0.0.1:8088", show_default=True)
 def generate(
     customers: int,
     seed: int,
@@ -327,16 +335,24 @@ def generate(
     invalid_rate: float,
     rate: float | None,
     truth: Path | None,
+    via: str,
+    collector_url: str,
 ) -> None:
     """Publish a generated multi-channel population with known ground truth."""
     from connectors.generator.population import PopulationGenerator
     from connectors.generator.publish import publish_events
+    from connectors.generator.via_collector import publish_via_collector
     from streams.codec import make_codec
     from streams.kafka import make_producer
 
     gen = PopulationGenerator(customers, seed=seed, days=days, invalid_rate=invalid_rate)
     events = gen.generate()
-    count = publish_events(events, make_codec(), make_producer(), rate=rate)
+    if via == "collector":
+        count = publish_via_collector(
+            events, collector_url, make_codec(), make_producer(), rate=rate
+        )
+    else:
+        count = publish_events(events, make_codec(), make_producer(), rate=rate)
     summary = gen.truth.as_dict()
     if truth:
         truth.write_text(json.dumps(summary, indent=2))
@@ -438,18 +454,50 @@ def attribution_compute(
     show_default=True,
     help="Child processes serve /metrics, /health, /ready from this port up.",
 )
+@click.option(
+    "--collector-port",
+    type=int,
+    default=8088,
+    show_default=True,
+    help="Port of the HTTP collector (Segment, Snowplow, webhooks); 0: no collector.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    help="A polling source connector to run too (repeatable). postgres-fulfillment runs "
+    "by default when CONNECTORS__POSTGRES_FULFILLMENT__DSN is set.",
+)
 @click.option("--log-level", default="info", show_default=True)
-def up(workers: int, metrics_base_port: int, log_level: str) -> None:
+def up(
+    workers: int, metrics_base_port: int, collector_port: int, sources: tuple[str, ...],
+    log_level: str,
+) -> None:  # fmt: skip
     """Run the whole local stack as supervised processes until Ctrl-C."""
+    import os
+
+    from connectors import registry
     from streams.supervisor import Supervisor
     from streams.worker import stop_on_signals
 
+    if os.environ.get("CONNECTORS__POSTGRES_FULFILLMENT__DSN"):
+        sources = tuple(dict.fromkeys((*sources, "postgres-fulfillment")))
+    for name in sources:
+        registry.get(name)  # an unknown name fails before anything starts
     _logging(log_level)
     stop = stop_on_signals()
-    supervisor = Supervisor(get_settings(), workers=workers, base_metrics_port=metrics_base_port)
+    supervisor = Supervisor(
+        get_settings(),
+        workers=workers,
+        base_metrics_port=metrics_base_port,
+        collector_port=collector_port or None,
+        sources=sources,
+    )
     try:
         bootstrap = supervisor.start()
         click.echo(f"journeybus is up on {bootstrap} (Ctrl-C to stop)")
+        if collector_port:
+            click.echo(f"collector: http://127.0.0.1:{collector_port} (write keys: local-web, ...)")
         supervisor.run(stop)
     finally:
         supervisor.stop()
@@ -465,6 +513,56 @@ def demo(customers: int, seed: int, log_level: str) -> None:
 
     _logging(log_level)
     run_demo(customers=customers, seed=seed)
+
+
+# -- scoring -----------------------------------------------------------------------------
+@main.group()
+def scoring() -> None:
+    """Customer lifetime value models (BG/NBD purchases, Gamma-Gamma spend)."""
+
+
+@scoring.command("fit")
+@click.option(
+    "--transactions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV with columns customer_id, date (ISO), amount.",
+)
+@click.option("--calibration-end", default=None, help="Last date to use (default: the last).")
+@click.option("--unit", type=click.Choice(["days", "weeks"]), default="weeks", show_default=True)
+def scoring_fit(transactions: Path, calibration_end: str | None, unit: str) -> None:
+    """Fit BG/NBD and Gamma-Gamma by maximum likelihood; print the parameters as JSON."""
+    import csv
+    import datetime as dt
+
+    from streams.scoring.clv import fit_parameters, summarise
+
+    with transactions.open(newline="", encoding="utf-8") as handle:
+        rows = [
+            (r["customer_id"], dt.date.fromisoformat(r["date"][:10]), float(r["amount"]))
+            for r in csv.DictReader(handle)
+        ]
+    end = dt.date.fromisoformat(calibration_end) if calibration_end else None
+    summary = summarise(rows, end, unit)
+    fitted = {
+        "customers": len(summary.customers),
+        "repeat_customers": int((summary.x > 0).sum()),
+        "unit": unit,
+        "calibration_end": str(end or max(r[1] for r in rows)),
+        **fit_parameters(summary),
+    }
+    click.echo(json.dumps(fitted, indent=2))
+
+
+# -- sources -----------------------------------------------------------------------------
+def _add_source_commands() -> None:
+    from connectors.cli import collect, connector, oms, replay
+
+    for command in (connector, collect, replay, oms):
+        main.add_command(command)
+
+
+_add_source_commands()
 
 
 if __name__ == "__main__":

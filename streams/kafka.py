@@ -66,3 +66,25 @@ def make_consumer(
     group_id: str, settings: Settings | None = None, bootstrap: str | None = None, **overrides: Any
 ) -> Consumer:
     return Consumer(consumer_config(group_id, settings, bootstrap, **overrides))
+
+
+def partition_stats(stats: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    """librdkafka's per-partition statistics, by (topic, partition)."""
+    return {
+        (topic, int(partition)): pinfo
+        for topic, info in stats.get("topics", {}).items()
+        for partition, pinfo in info.get("partitions", {}).items()
+        if partition != "-1"
+    }
+
+
+def observe_lag(stage: str, stats: dict[str, Any], assigned: set[tuple[str, int]]) -> None:
+    """Set ``journeybus_consumer_lag`` of ``assigned`` partitions: high watermark minus
+    the application's position (approximate on the embedded broker, whose high
+    watermark can be short by the last batch)."""
+    from streams import metrics
+
+    for (topic, partition), pinfo in partition_stats(stats).items():
+        high, position = pinfo.get("hi_offset", -1), pinfo.get("app_offset", -1)
+        if (topic, partition) in assigned and high >= 0 and position >= 0:
+            metrics.CONSUMER_LAG.labels(stage, topic, str(partition)).set(max(0, high - position))

@@ -75,3 +75,31 @@ FRESHNESS = Histogram(
     "End-to-end freshness: newest event time of a batch to its sink commit.",
     buckets=(*LATENCY_BUCKETS, 120, 300, 600, 3600),
 )
+
+# -- connectors ------------------------------------------------------------------------
+CONNECTOR_RECORDS = Counter(
+    "journeybus_connector_records_total",
+    "Records a source connector published and the broker acknowledged, by topic.",
+    ["connector", "topic"],
+)
+CONNECTOR_POLLS = Counter(
+    "journeybus_connector_polls_total",
+    "Polls of a polling source, by result: records, empty or retriable (system unavailable).",
+    ["connector", "result"],
+)
+COLLECTOR_REQUESTS = Counter(
+    "journeybus_collector_requests_total",
+    "HTTP requests answered by the collector, by route and status code.",
+    ["route", "status"],
+)
+COLLECTOR_DUPLICATES = Counter(
+    "journeybus_collector_duplicates_total",
+    "Events the collector recognised as a retry of one it already accepted.",
+    ["source"],
+)
+COLLECTOR_SECONDS = Histogram(
+    "journeybus_collector_request_seconds",
+    "Time from request to response, acknowledgement by the broker included.",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)

@@ -3,7 +3,8 @@
 Starts the embedded broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` names a
 cluster), creates the topics, then runs each component as a child process:
 one per stream stage (``--workers N``: N per stage, sharing partitions through
-the consumer group), the DuckDB sink, and the HTTP collector when present. A
+the consumer group), the DuckDB sink, the HTTP collector (``collector_port``) and polling sources
+(``sources``, e.g. ``postgres-fulfillment``). A
 child that exits is restarted with exponential backoff (1 s doubling to 30 s,
 reset after a minute of good health) and the exit is logged. Ctrl-C or SIGTERM
 stops every child (SIGTERM, then SIGKILL after a timeout) and the broker;
@@ -71,8 +72,9 @@ class Supervisor:
 
     settings: Settings = field(default_factory=get_settings)
     workers: int = 1
-    stages: tuple[str, ...] = ("normalise", "journeys", "attribution")
-    with_collector: bool = False
+    stages: tuple[str, ...] = ("normalise", "journeys", "attribution", "scoring", "profiles")
+    collector_port: int | None = None  # None: no HTTP collector
+    sources: tuple[str, ...] = ()  # polling source connectors to run (connector run NAME)
     base_metrics_port: int = 9400
     children: list[Child] = field(default_factory=list)
     broker: EmbeddedBroker | None = None
@@ -113,8 +115,10 @@ class Supervisor:
             for i in range(self.workers):
                 specs.append((f"{stage}-{i}", [*exe, "worker", "--stage", stage]))
         specs.append(("sink", [*exe, "sink"]))
-        if self.with_collector:
-            specs.append(("collector", [*exe, "collect"]))
+        if self.collector_port is not None:
+            specs.append(("collector", [*exe, "collect", "--port", str(self.collector_port)]))
+        for name in self.sources:
+            specs.append((name, [*exe, "connector", "run", name]))
         for offset, (name, args) in enumerate(specs):
             child = Child(name, args, env, logs / f"{name}.log", self.base_metrics_port + offset)
             child.start()

@@ -28,6 +28,7 @@ class Pipeline:
     """Broker + every stage + the DuckDB sink, running until ``stop``."""
 
     root: Path
+    workers: int = 1  # runners per stage, sharing its partitions through the consumer group
     broker: EmbeddedBroker = field(default_factory=EmbeddedBroker)
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -44,9 +45,13 @@ class Pipeline:
         create_topics(
             admin_client({"bootstrap.servers": self.bootstrap}), default_catalog().topics.values()
         )
-        runners = build_runners(list(STAGES), self.settings, self.bootstrap)
+        self.runners = [
+            runner
+            for _ in range(self.workers)
+            for runner in build_runners(list(STAGES), self.settings, self.bootstrap)
+        ]
         sink = DuckDBSink(self.settings, self.bootstrap, self.sink_settings)
-        for target in [r.run for r in runners] + [sink.run]:
+        for target in [r.run for r in self.runners] + [sink.run]:
             thread = threading.Thread(target=self._guard, args=(target,), daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -63,6 +68,24 @@ class Pipeline:
     @property
     def bootstrap(self) -> str:
         return self.broker.bootstrap
+
+    def start_collector(self) -> str:
+        """Run the HTTP collector (default local write keys) too; its URL."""
+        from connectors.sources.http_collector import CollectorSettings, HttpCollector
+
+        collector = HttpCollector(self.settings, self.bootstrap, CollectorSettings(port=0))
+        thread = threading.Thread(target=self._guard, args=(collector.run,), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        assert collector.started.wait(30), "the collector did not start"
+        return f"http://127.0.0.1:{collector.port}"
+
+    def publish_via_collector(self, events: list[RawEvent], url: str) -> int:
+        from connectors.generator.via_collector import publish_via_collector
+
+        return publish_via_collector(
+            events, url, make_codec(self.settings), make_producer(self.settings, self.bootstrap)
+        )
 
     def publish(self, events: list[RawEvent]) -> int:
         return publish_events(

@@ -186,3 +186,62 @@ def test_replaying_the_same_raw_input_changes_nothing(run):
     expected = Counter(truth.invalid)
     expected["missing_id"] *= 2
     assert Counter(r[0] for r in pipe.query("SELECT error_type FROM dead_letters")) == expected
+
+
+def test_every_new_customer_is_scored_once_at_the_first_purchase(run):
+    pipe, truth, _, _ = run
+    first: dict[str, tuple[int, str]] = {}
+    for c in truth.conversions:
+        first[c.customer_id] = min(first.get(c.customer_id, (c.time, c.conversion_id)),
+                                   (c.time, c.conversion_id))  # fmt: skip
+    assert len(first) < len(truth.conversions), "the population has repeat purchases"
+
+    def scored() -> bool:
+        return pipe.query("SELECT count(*) FROM customer_scores")[0][0] >= len(first)
+
+    assert pipe.wait_for(scored, timeout_s=60)
+    rows = pipe.query(
+        "SELECT customer_key, first_order_id, expected_value_365d, acquisition_channel "
+        "FROM customer_scores"
+    )
+    assert {key: order for key, order, _, _ in rows} == {k: o for k, (_, o) in first.items()}
+    assert len(rows) == len(first) and all(value > 0 for _, _, value, _ in rows)
+    expected_channels = {
+        c.customer_id: c.channels[0] for c in truth.conversions
+        if c.conversion_id == first[c.customer_id][1]
+    }  # fmt: skip
+    assert {key: channel for key, _, _, channel in rows} == expected_channels
+
+
+def test_profiles_hold_each_customers_observed_lifetime_value(run):
+    pipe, truth, _, _ = run
+    expected: dict[str, float] = {}
+    for c in truth.conversions:
+        expected[c.customer_id] = expected.get(c.customer_id, 0.0) + c.value
+
+    def profiled() -> bool:
+        (n,) = pipe.query(
+            "SELECT count(*) FROM customer_profiles p, unnest(p.attributes) AS a(attr) "
+            "WHERE attr.name = 'lifetime_value'"
+        )[0]
+        return n >= len(expected)
+
+    assert pipe.wait_for(profiled, timeout_s=60)
+    got = dict(
+        pipe.query(
+            "SELECT customer_key, CAST(attr.value AS DOUBLE) FROM customer_profiles p, "
+            "unnest(p.attributes) AS a(attr) WHERE attr.name = 'lifetime_value' "
+            "AND attr.confidence = 'observed'"
+        )
+    )
+    assert got == pytest.approx(expected)
+    declared = pipe.query(
+        "SELECT count(*), count(attr.probability) FROM customer_profiles p, "
+        "unnest(p.attributes) AS a(attr) WHERE attr.confidence = 'declared' "
+        "AND attr.name = 'location'"
+    )[0]
+    assert declared[0] > 0 and declared[1] == 0, "declared: stated, no probability"
+    channels = dict(
+        pipe.query("SELECT channel, sum(sent) FROM channel_responsiveness GROUP BY ALL")
+    )
+    assert set(channels) <= {"email", "push", "sms"} and sum(channels.values()) > 0

@@ -15,9 +15,21 @@ from streams.settings import Settings
 from tests import polling
 
 
-def tansu_pids() -> set[int]:
+def tansu_pids(cwd: Path | None = None) -> set[int]:
+    """Running Tansu brokers; with ``cwd``, only those started from that directory (the
+    CLI runs there), so that brokers of other tests running meanwhile do not count."""
     out = subprocess.run(["pgrep", "-f", "tansu.*broker"], capture_output=True, text=True)
-    return {int(p) for p in out.stdout.split()}
+    pids = {int(p) for p in out.stdout.split()}
+    if cwd is None:
+        return pids
+    mine = set()
+    for pid in pids:
+        try:
+            if Path(os.readlink(f"/proc/{pid}/cwd")) == cwd:
+                mine.add(pid)
+        except OSError:
+            pass  # gone meanwhile
+    return mine
 
 
 def wait_until(predicate, timeout=10.0):
@@ -25,7 +37,6 @@ def wait_until(predicate, timeout=10.0):
 
 
 def test_embedded_broker_answers_metadata_and_stops_without_leftovers():
-    before = tansu_pids()
     with EmbeddedBroker() as broker:
         assert broker.bootstrap.startswith("127.0.0.1:")
         meta = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=5)
@@ -33,7 +44,6 @@ def test_embedded_broker_answers_metadata_and_stops_without_leftovers():
         pid = broker.process.pid
         assert pid in tansu_pids()
     assert wait_until(lambda: pid not in tansu_pids())
-    assert tansu_pids() <= before
 
 
 def test_broker_binds_to_loopback_only():
@@ -50,6 +60,7 @@ def _start_cli(tmp_path: Path, *args: str, env_extra: dict | None = None) -> sub
     return subprocess.Popen(
         [sys.executable, "-m", "streams.cli", *args],
         env=env,
+        cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -58,7 +69,6 @@ def _start_cli(tmp_path: Path, *args: str, env_extra: dict | None = None) -> sub
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_cli_broker_prints_bootstrap_and_stops_cleanly_on_signal(tmp_path, sig):
-    before = tansu_pids()
     proc = _start_cli(tmp_path, "broker")
     bootstrap = proc.stdout.readline().strip()
     assert bootstrap.startswith("127.0.0.1:")
@@ -66,7 +76,7 @@ def test_cli_broker_prints_bootstrap_and_stops_cleanly_on_signal(tmp_path, sig):
     # other commands find it through the runtime directory
     settings = Settings(runtime_dir=tmp_path / "rt")
     assert resolve_bootstrap(settings) == bootstrap
-    started = tansu_pids() - before
+    started = tansu_pids(tmp_path)
     assert len(started) == 1
     proc.send_signal(sig)
     assert proc.wait(timeout=15) == 0
@@ -75,22 +85,22 @@ def test_cli_broker_prints_bootstrap_and_stops_cleanly_on_signal(tmp_path, sig):
 
 
 def test_broker_dies_with_its_owner_even_on_sigkill(tmp_path):
-    before = tansu_pids()
     proc = _start_cli(tmp_path, "broker")
     assert proc.stdout.readline().strip().startswith("127.0.0.1:")
-    started = tansu_pids() - before
+    started = tansu_pids(tmp_path)
+    assert len(started) == 1
     proc.kill()
     proc.wait(timeout=10)
     assert wait_until(lambda: not (started & tansu_pids())), "orphan tansu after SIGKILL"
 
 
 def test_configured_cluster_means_nothing_is_started(tmp_path):
-    before = tansu_pids()
     proc = _start_cli(tmp_path, "broker", env_extra={"KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9092"})
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert "using kafka-1:9092" in out
-    assert tansu_pids() == before
+    assert tansu_pids(tmp_path) == set()
+    assert not (tmp_path / "rt" / "broker.json").exists()
     settings = Settings(runtime_dir=tmp_path / "rt")
     settings.kafka.bootstrap_servers = "kafka-1:9092"
     assert resolve_bootstrap(settings) == "kafka-1:9092"

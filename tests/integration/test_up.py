@@ -5,11 +5,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
+import uuid
 
+import httpx
+import psycopg
 import pytest
 
+from connectors.generator.oms import write_sample_orders
 from connectors.generator.population import PopulationGenerator
 from connectors.generator.publish import publish_events
 from streams.codec import make_codec
@@ -17,7 +20,17 @@ from streams.kafka import make_producer
 from streams.settings import Settings
 from tests.polling import wait_until
 
-CHILDREN = ["normalise-0", "journeys-0", "attribution-0", "sink"]
+CHILDREN = [
+    "normalise-0",
+    "journeys-0",
+    "attribution-0",
+    "scoring-0",
+    "profiles-0",
+    "sink",
+    "collector",
+    "postgres-fulfillment",
+]
+DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def free_port_block(size: int) -> int:
@@ -51,22 +64,46 @@ def metric(text: str, name: str) -> float:
     )
 
 
-def our_processes(runtime: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [ln for ln in out.splitlines() if "streams.cli" in ln or "tansu" in ln]
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (children, their children, ...)."""
+    rows = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in rows.splitlines()[1:]:
+        child, parent = map(int, line.split())
+        children.setdefault(parent, []).append(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    left = set()
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            left.add(pid)
+        except ProcessLookupError:
+            pass
+    return left
 
 
 @pytest.fixture
 def stack(tmp_path):
-    base = free_port_block(len(CHILDREN))
+    base = free_port_block(len(CHILDREN) + 1)  # the last port: the collector's HTTP
+    schema = f"up_{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "JOURNEYBUS__RUNTIME_DIR": str(tmp_path / "rt"),
         "CONNECTORS__DUCKDB__DATABASE": str(tmp_path / "sink.duckdb"),
         "CONNECTORS__DUCKDB__SNAPSHOT": str(tmp_path / "read.duckdb"),
+        # configured, so `up` runs the PostgreSQL fulfilment source too
+        "CONNECTORS__POSTGRES_FULFILLMENT__DSN": DSN,
+        "CONNECTORS__POSTGRES_FULFILLMENT__SCHEMA_NAME": schema,
     }
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    before = set(our_processes(""))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -77,6 +114,8 @@ def stack(tmp_path):
             "warning",
             "--metrics-base-port",
             str(base),
+            "--collector-port",
+            str(base + len(CHILDREN)),
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -86,14 +125,15 @@ def stack(tmp_path):
     line = proc.stdout.readline()
     assert "journeybus is up on 127.0.0.1:" in line, line
     bootstrap = line.split(" on ")[1].split()[0]
-    yield proc, bootstrap, base, tmp_path
+    yield proc, bootstrap, base, tmp_path, schema
+    started = descendants(proc.pid)  # broker, stages, sink, collector, source (+ restarts)
+    assert len(started) >= len(CHILDREN) + 1
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and set(our_processes("")) - before:
-        time.sleep(0.2)
-    assert not set(our_processes("")) - before, "processes left after stopping"
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    assert wait_until(lambda: not alive(started), 20), f"left after stopping: {alive(started)}"
 
 
 def wait(predicate, timeout=60.0):
@@ -101,7 +141,7 @@ def wait(predicate, timeout=60.0):
 
 
 def test_up_serves_metrics_that_move_and_stops_cleanly(stack):
-    _proc, bootstrap, base, tmp_path = stack
+    _proc, bootstrap, base, tmp_path, schema = stack
     ports = dict(zip(CHILDREN, range(base, base + len(CHILDREN)), strict=True))
     for name, port in ports.items():
         assert wait(lambda p=port: get(f"http://127.0.0.1:{p}/health")[0] == 200), name
@@ -123,10 +163,25 @@ def test_up_serves_metrics_that_move_and_stops_cleanly(stack):
     # the sink counts input when it decodes a batch and commits it in its writer thread
     assert wait(lambda: stage_metric("sink", "journeybus_sink_batch_rows_count") > 0)
     assert wait(lambda: stage_metric("sink", "journeybus_freshness_seconds_count") > 0)
+    assert wait(lambda: stage_metric("sink", "journeybus_consumer_lag") == 0)
+    assert wait(lambda: stage_metric("normalise-0", "journeybus_consumer_lag") == 0)
+
+    # the sources: a Segment call through the collector, an order in PostgreSQL
+    collector = f"http://127.0.0.1:{base + len(CHILDREN)}"
+    call = {"type": "track", "event": "Product Viewed", "anonymousId": "a", "messageId": "m-up"}
+    answer = httpx.post(f"{collector}/v1/track", json=call, auth=("local-web", ""), timeout=30)
+    assert answer.status_code == 200 and answer.json()["accepted"] == 1
+    assert stage_metric("collector", "journeybus_collector_requests_total") >= 1
+    assert stage_metric("collector", "journeybus_connector_records_total") == 1
+    write_sample_orders(DSN, schema, 3)
+    assert wait(
+        lambda: stage_metric("postgres-fulfillment", "journeybus_connector_records_total") >= 3
+    )
+    assert stage_metric("postgres-fulfillment", "journeybus_connector_polls_total") > 1
 
 
 def test_a_killed_child_is_restarted(stack):
-    _proc, _, base, _ = stack
+    _proc, _, base, _, _ = stack
     assert wait(lambda: get(f"http://127.0.0.1:{base}/health")[0] == 200)
     out = subprocess.run(
         ["pgrep", "-f", "streams.cli worker --stage normalise"], capture_output=True, text=True
