@@ -177,6 +177,7 @@ class StageRunner:
         self.idle_s = idle_s
         self._last_record: dict[TopicPartitionKey, float] = {}
         self._prefetched: dict[TopicPartitionKey, int] = {}
+        self._stats_at = 0.0  # when the statistics in _prefetched were served
         self._assigned_at = time.monotonic()
         self._last_tick = 0.0
         self.processed = 0
@@ -275,13 +276,15 @@ class StageRunner:
         stats = orjson.loads(text)
         parts = partition_stats(stats)
         self._prefetched = {key: pinfo.get("fetchq_cnt", 0) for key, pinfo in parts.items()}
+        self._stats_at = time.monotonic()
         observe_lag(self.stage.name, stats, self.assignment)
 
     def caught_up(self) -> set[TopicPartitionKey]:
         """Assigned partitions with nothing left to read.
 
-        All of: librdkafka holds no prefetched record of it, the next offset is at
-        its (cached) high watermark, and no record came from it for ``idle_s``.
+        All of: no record came from it for ``idle_s``, librdkafka's statistics
+        served since then show no prefetched record of it (older ones may predate
+        a fetch), and the next offset is at its (cached) high watermark.
         The embedded broker reports a high watermark short by the last batch
         (BROKER-NOTES.md), so the offset test alone would call a partition caught
         up while its last batch is still to be read or sits in the prefetch queue.
@@ -293,7 +296,8 @@ class StageRunner:
         done = set()
         for part in self.consumer.position(parts):
             key = (part.topic, part.partition)
-            if now - self._last_record.get(key, self._assigned_at) < self.idle_s:
+            last = self._last_record.get(key, self._assigned_at)
+            if now - last < self.idle_s or self._stats_at <= last:
                 continue
             if self._prefetched.get(key, 1) != 0:  # unknown counts as not caught up
                 continue

@@ -24,7 +24,11 @@ from typing import Any
 import orjson
 from confluent_kafka import Message
 
+from streams.codec import Codec
+from streams.journeys import watermarks
 from streams.journeys.logic import JourneyBuilder, JourneyConfig, new_state
+from streams.normalise.logic import SOURCE_TOPICS
+from streams.settings import Settings
 from streams.stage import BatchContext, Stage, TopicPartitionKey
 from streams.state import PartitionStore
 
@@ -33,7 +37,7 @@ TOUCHPOINTS = "cust.touchpoints.v1"
 JOURNEYS = "cust.journeys.v1"
 WATERMARK = "watermark"
 STATE, HOLD = "c:", "h:"
-ORIGINS = "w:origins"  # normalise worker -> [source watermark, when heard (ms)]
+SOURCES = "w:sources"  # normalise workers' reports of their raw partitions (watermarks.py)
 
 
 class JourneysStage(Stage):
@@ -49,6 +53,20 @@ class JourneysStage(Stage):
         self.builder = JourneyBuilder(config)
         self.origin_timeout_ms = origin_timeout_ms
         self._watermarks: dict[TopicPartitionKey, int] = {}
+        self.source_partitions: set[str] = set()  # every raw partition there is
+
+    def attach_side_inputs(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
+        """Learn which raw source partitions exist: each must be reported before the
+        source watermark can pass (see ``watermarks``)."""
+        from confluent_kafka.admin import AdminClient
+
+        meta = AdminClient(settings.kafka.confluent_config(bootstrap)).list_topics(timeout=30)
+        self.source_partitions = {
+            watermarks.partition_id(topic, partition)
+            for topic in SOURCE_TOPICS
+            if topic in meta.topics
+            for partition in meta.topics[topic].partitions
+        }
 
     def _load(self, store: PartitionStore, key: str) -> dict[str, Any]:
         return store.get(STATE + key) or new_state()
@@ -75,7 +93,16 @@ class JourneysStage(Stage):
         for _msg, rec in items:
             kind = rec["kind"]
             if kind == "watermark":
-                self._source_progress(store, rec["origin"], rec["watermark"], ctx.now_ms)
+                # A record without source_partitions comes from a normalise worker of
+                # an earlier release (revision 2): its partitions count as unreported
+                # until an upgraded worker owns them, which holds conversions back.
+                if rec.get("source_partitions") is not None:
+                    reports = store.get(SOURCES) or {}
+                    watermarks.record_report(
+                        reports, rec["origin"], rec["source_partitions"], ctx.now_ms
+                    )
+                    watermarks.forget_silent(reports, ctx.now_ms, self.origin_timeout_ms)
+                    store.put(SOURCES, reports)
                 ctx.ok()
                 continue
             key = rec["customer_key"]
@@ -147,22 +174,12 @@ class JourneysStage(Stage):
             **fields,
         }
 
-    @staticmethod
-    def _source_progress(store: PartitionStore, origin: str, watermark: int, now_ms: int) -> None:
-        origins = store.get(ORIGINS) or {}
-        previous = origins.get(origin, [0, 0])[0]
-        origins[origin] = [max(previous, watermark), now_ms]
-        store.put(ORIGINS, origins)
-
     def source_watermark(self, store: PartitionStore, now_ms: int) -> int | None:
-        """Event time every live normalise worker has processed its sources past.
-
-        A worker not heard from for ``origin_timeout_ms`` (it stopped or was
-        replaced) no longer holds the watermark back.
-        """
-        origins = store.get(ORIGINS) or {}
-        live = [w for w, heard in origins.values() if now_ms - heard <= self.origin_timeout_ms]
-        return min(live) if live else None
+        """Event time before which every raw source partition has been processed, by
+        the normalise workers heard from in the last ``origin_timeout_ms``."""
+        reports = store.get(SOURCES) or {}
+        watermarks.forget_silent(reports, now_ms, self.origin_timeout_ms)
+        return watermarks.source_watermark(reports, self.source_partitions)
 
     def tick(self, tp: TopicPartitionKey, store: PartitionStore | None, ctx: BatchContext) -> None:
         """Publish journeys of released conversions and null paths of expired paths."""

@@ -9,11 +9,13 @@ handles) is published to ``cust.identity.raw.v1``; when evidence changes a
 customer's key, a merge command for the old key goes to the journeys stage.
 
 Source watermarks: after each batch the stage tells every stitched partition
-how far, in event time, it has processed every raw partition it owns (the
-minimum over the partitions it still has records to read from, less
-``lateness_ms``; caught-up partitions do not hold it back). The journeys stage waits for it
-before it closes a conversion or a null path, so activity still in flight on a
-slower source is not missed.
+how far, in event time, it has processed each raw partition it owns (its latest
+event time whose outputs the broker acknowledged, less ``lateness_ms``) and
+which of them are caught up. The journeys stage takes the minimum over every
+raw partition, whoever owns it now (``streams.journeys.watermarks``), and waits
+for it before it closes a conversion or a null path, so activity still in
+flight on a slower source, or on a partition that just changed hands, is not
+missed.
 
 Stateless apart from its side inputs (identity graph, catalogue): offsets are
 the consumer group's, committed after the broker acknowledged the outputs.
@@ -88,6 +90,7 @@ class NormaliseStage(Stage):
         self.acked: dict[TopicPartitionKey, float] = {}
         self._next_acked: dict[TopicPartitionKey, float] = {}
         self._last_watermark: int | None = None
+        self._last_report: list[dict[str, Any]] = []
         self._last_emit = 0.0
         self.normaliser = normaliser or Normaliser(IdentityGraph(), {})
         self.graph = self.normaliser.graph
@@ -201,14 +204,35 @@ class NormaliseStage(Stage):
         low = min(pending) if pending else max(known, default=0)
         return int(low) - self.lateness_ms if low > 0 else None
 
+    def partition_progress(
+        self, assignment: set[TopicPartitionKey], caught_up: set[TopicPartitionKey]
+    ) -> list[dict[str, Any]]:
+        """The ``source_partitions`` of a watermark record: per owned raw partition,
+        the event time its acknowledged records reached less ``lateness_ms`` (None:
+        none yet) and whether it is caught up."""
+        report = []
+        for tp in sorted(assignment):
+            acked = self.acked.get(tp)
+            report.append(
+                {
+                    "topic": tp[0],
+                    "partition": tp[1],
+                    "progress": int(acked) - self.lateness_ms if acked else None,
+                    "caught_up": tp in caught_up,
+                }
+            )
+        return report
+
     def after_batch(
         self,
         ctx: BatchContext,
         assignment: set[TopicPartitionKey],
         caught_up: Callable[[], set[TopicPartitionKey]],
     ) -> None:
-        """Publish the source watermark to every stitched partition when it moved (or as a
-        heartbeat, so that the journeys stage knows this worker is alive)."""
+        """Publish the progress of every owned raw partition to every stitched partition
+        when it changed, and at least every ``heartbeat_s`` (the journeys stage forgets
+        a worker it has not heard from), also before anything was processed: a
+        partition reported without progress holds conversions back."""
         now = time.monotonic()
         # after_batch runs once the previous batch's outputs were acknowledged:
         # what this batch processed is acknowledged at the next call.
@@ -217,15 +241,16 @@ class NormaliseStage(Stage):
             dict(self.progress),
         )
         self.acked.update(acked_now)
-        if now - self._last_emit < 0.2:
+        if now - self._last_emit < 0.2 or not self.stitched_partitions or not assignment:
             return  # at most five per second
-        watermark = self.source_watermark(assignment, caught_up())
-        if watermark is None or not self.stitched_partitions:
+        done = caught_up()
+        report = self.partition_progress(assignment, done)
+        if report == self._last_report and now - self._last_emit < self.heartbeat_s:
             return
-        moved = self._last_watermark is None or watermark > self._last_watermark
-        if not moved and now - self._last_emit < self.heartbeat_s:
-            return
-        self._last_watermark = max(watermark, self._last_watermark or watermark)
+        watermark = self.source_watermark(assignment, done)
+        if watermark is not None:  # revision 2's per-worker minimum, for its readers
+            self._last_watermark = max(watermark, self._last_watermark or watermark)
+        self._last_report = report
         self._last_emit = now
         for partition in range(self.stitched_partitions):
             ctx.emit(
@@ -239,6 +264,7 @@ class NormaliseStage(Stage):
                     "origin": self.origin,
                     "state_json": None,
                     "watermark": self._last_watermark,
+                    "source_partitions": report,
                     "emitted_at": ctx.now_ms,
                 },
                 partition=partition,

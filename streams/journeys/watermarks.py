@@ -1,0 +1,77 @@
+"""The source watermark: how far, in event time, every raw source partition has been
+processed by the normalise stage (pure functions over a JSON-able state).
+
+Each normalise worker reports, for every raw partition it owns, the event time
+its acknowledged outputs reached (``progress``) and whether the partition is
+caught up. A report replaces that worker's previous one, so a partition it gave
+up in a rebalance disappears from it. The watermark is the minimum over every
+raw partition:
+
+- a caught-up partition does not hold it back (an idle source would otherwise
+  stop every conversion);
+- a partition nobody reports (its owner has not reported yet, or died and its
+  successor has not) holds it back: there is no watermark;
+- a partition two live workers report (during a hand-over) counts with the
+  more conservative report.
+
+A worker not heard from for ``timeout_ms`` is forgotten (it stopped or was
+replaced); its partitions then hold the watermark back until their new owner
+reports them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# state: {origin: {"heard": ms, "parts": {"topic/partition": [progress | None, caught_up]}}}
+Reports = dict[str, dict[str, Any]]
+
+
+def partition_id(topic: str, partition: int) -> str:
+    return f"{topic}/{partition}"
+
+
+def record_report(reports: Reports, origin: str, partitions: list[dict], now_ms: int) -> None:
+    """Store a worker's report (its whole assignment), replacing its previous one."""
+    reports[origin] = {
+        "heard": now_ms,
+        "parts": {
+            partition_id(p["topic"], p["partition"]): [p["progress"], bool(p["caught_up"])]
+            for p in partitions
+        },
+    }
+
+
+def forget_silent(reports: Reports, now_ms: int, timeout_ms: int) -> None:
+    """Drop the workers not heard from for ``timeout_ms``."""
+    for origin in [o for o, r in reports.items() if now_ms - r["heard"] > timeout_ms]:
+        del reports[origin]
+
+
+def source_watermark(reports: Reports, all_partitions: set[str]) -> int | None:
+    """Event time before which every raw source partition has been processed.
+
+    ``all_partitions`` are the raw partitions that exist (from topic metadata);
+    partitions seen in reports count too. None while any of them is unreported,
+    or reported behind with no progress yet.
+    """
+    by_partition: dict[str, list[list]] = {pid: [] for pid in all_partitions}
+    for report in reports.values():
+        for pid, entry in report["parts"].items():
+            by_partition.setdefault(pid, []).append(entry)
+    if not by_partition:
+        return None
+    pending: list[int] = []
+    reached: list[int] = []
+    for entries in by_partition.values():
+        if not entries:
+            return None  # nobody owns it (yet): it may hold anything
+        behind = [progress for progress, caught_up in entries if not caught_up]
+        if behind:
+            if any(progress is None for progress in behind):
+                return None
+            pending.append(min(behind))
+        reached += [progress for progress, _ in entries if progress is not None]
+    if pending:
+        return min(pending)
+    return max(reached, default=None)  # everything caught up: all that exists is processed

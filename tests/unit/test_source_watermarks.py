@@ -1,0 +1,99 @@
+"""The source watermark over raw partitions reported by normalise workers."""
+
+from streams.journeys.watermarks import (
+    forget_silent,
+    partition_id,
+    record_report,
+    source_watermark,
+)
+
+CLICKS = "cust.clickstream.raw.v1"
+ORDERS = "cust.fulfillment.raw.v1"
+ALL = {partition_id(CLICKS, 0), partition_id(CLICKS, 1), partition_id(ORDERS, 0)}
+
+
+def part(topic, partition, progress, caught_up=False):
+    return {"topic": topic, "partition": partition, "progress": progress, "caught_up": caught_up}
+
+
+def test_minimum_over_partitions_behind_caught_up_ones_do_not_hold_it_back():
+    reports = {}
+    record_report(
+        reports,
+        "w1",
+        [part(CLICKS, 0, 500), part(CLICKS, 1, 90, caught_up=True), part(ORDERS, 0, 700)],
+        now_ms=0,
+    )
+    assert source_watermark(reports, ALL) == 500
+
+
+def test_all_caught_up_the_watermark_is_the_furthest_progress():
+    reports = {}
+    record_report(
+        reports,
+        "w1",
+        [part(CLICKS, 0, 500, True), part(CLICKS, 1, None, True), part(ORDERS, 0, 700, True)],
+        now_ms=0,
+    )
+    assert source_watermark(reports, ALL) == 700
+
+
+def test_a_partition_nobody_reported_holds_it_back():
+    # the second worker owns clicks/1 but has not reported yet
+    reports = {}
+    record_report(reports, "w1", [part(CLICKS, 0, 500), part(ORDERS, 0, 700)], now_ms=0)
+    assert source_watermark(reports, ALL) is None
+    record_report(reports, "w2", [part(CLICKS, 1, 300)], now_ms=10)
+    assert source_watermark(reports, ALL) == 300
+
+
+def test_a_partition_behind_without_progress_holds_it_back():
+    reports = {}
+    record_report(reports, "w1", [part(CLICKS, 0, None), part(CLICKS, 1, 9), part(ORDERS, 0, 9)], 0)
+    assert source_watermark(reports, ALL) is None
+
+
+def test_a_partition_handed_over_counts_with_its_new_owner():
+    reports = {}
+    record_report(
+        reports,
+        "w1",
+        [part(CLICKS, 0, 500), part(CLICKS, 1, 600, True), part(ORDERS, 0, 700)],
+        now_ms=0,
+    )
+    assert source_watermark(reports, ALL) == 500
+    # rebalance: w2 takes clicks/1, which has new records; w1's stale report still
+    # lists it as caught up: the more conservative report counts
+    record_report(reports, "w2", [part(CLICKS, 1, 200)], now_ms=5)
+    assert source_watermark(reports, ALL) == 200
+    # w1's next report no longer lists clicks/1 and moved on
+    record_report(reports, "w1", [part(CLICKS, 0, 800), part(ORDERS, 0, 900)], now_ms=6)
+    assert source_watermark(reports, ALL) == 200
+    # w1 gave clicks/0 away and its new owner has not reported yet
+    record_report(reports, "w1", [part(ORDERS, 0, 950)], now_ms=7)
+    assert source_watermark(reports, ALL) is None
+
+
+def test_a_silent_worker_is_forgotten_and_its_partitions_wait_for_their_new_owner():
+    reports = {}
+    record_report(reports, "w1", [part(CLICKS, 0, 500), part(CLICKS, 1, 500)], now_ms=0)
+    record_report(reports, "w2", [part(ORDERS, 0, 400)], now_ms=20_000)
+    forget_silent(reports, now_ms=31_000, timeout_ms=30_000)
+    assert set(reports) == {"w2"}
+    assert source_watermark(reports, ALL) is None
+    record_report(
+        reports, "w2", [part(ORDERS, 0, 400), part(CLICKS, 0, 450), part(CLICKS, 1, 450)], 31_500
+    )
+    assert source_watermark(reports, ALL) == 400
+
+
+def test_a_report_replaces_the_previous_one_of_its_worker():
+    reports = {}
+    record_report(reports, "w1", [part(CLICKS, 0, 100)], now_ms=0)
+    record_report(reports, "w1", [part(CLICKS, 0, 50)], now_ms=1)
+    assert source_watermark(reports, {partition_id(CLICKS, 0)}) == 50
+
+
+def test_nothing_known_no_watermark():
+    assert source_watermark({}, set()) is None
+    assert source_watermark({}, ALL) is None
