@@ -381,6 +381,31 @@ def query(sql: str, fmt: str, database: Path | None) -> None:
 
 
 @main.command()
+@click.option("--port", type=int, default=8050, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--database",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Default: the sink's read snapshot.",
+)
+@click.option("--refresh", type=int, default=10, show_default=True, help="Seconds; 0: never.")
+def dashboard(port: int, host: str, database: Path | None, refresh: int) -> None:
+    """Serve the dashboard web page (attribution, paths, cohorts, responsiveness, health)."""
+    from connectors.sinks.duckdb.dashboard.server import DashboardServer
+    from connectors.sinks.duckdb.query import snapshot_path
+    from streams.worker import stop_on_signals
+
+    server = DashboardServer(snapshot_path(database), host, port, refresh)
+    stop = stop_on_signals()
+    thread = threading.Thread(target=server.run, args=(stop,), daemon=True)
+    thread.start()
+    if server.started.wait(30):
+        click.echo(f"dashboard on http://{host}:{server.port} (Ctrl-C stops it)")
+    thread.join()
+
+
+@main.command()
 @click.option("--database", type=click.Path(path_type=Path), default=None)
 def report(database: Path | None) -> None:
     """A short summary: events, customers, conversions, top channels, dead letters."""

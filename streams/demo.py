@@ -164,6 +164,7 @@ def run_demo(customers: int = 2000, seed: int = 7, timeout_s: float = 240.0) -> 
             f"DuckDB: {settings.runtime_dir / 'journeybus-read.duckdb'} "
             '(try: journeybus query "SELECT * FROM conversion_paths LIMIT 5")'
         )
+        click.echo("Dashboard: journeybus dashboard, then open http://127.0.0.1:8050")
     finally:
         stop.set()
         thread.join(timeout=5)

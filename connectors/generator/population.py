@@ -10,6 +10,9 @@ first web visit is anonymous; the customer identifies (logs in) in a later
 session, so stitching has work to do. Conversions are web orders (clickstream
 ``Order Completed`` plus the order system's ``order_placed``, shipped,
 delivered) or store orders (``order_placed`` with ``sales_channel`` store).
+Some customers ignore email: the weekly newsletter reaches them (sent,
+delivered) and is never opened, which channel responsiveness should find
+(these sends are not activity and change no journey).
 
 ``GroundTruth`` records what the pipeline must recover: every valid raw event,
 the deliberately invalid ones (with the reason they must be dead-lettered),
@@ -29,6 +32,8 @@ import orjson
 HOUR = 3_600_000
 MINUTE = 60_000
 DAY = 24 * HOUR
+
+IGNORES_EMAIL = 0.2  # share of customers who never open the newsletter
 
 # channel -> (popularity weight, true conversion effect)
 CHANNELS: dict[str, tuple[float, float]] = {
@@ -121,6 +126,8 @@ class GroundTruth:
     incremental: Counter = field(default_factory=Counter)
     # the true BG/NBD process of repeat purchases (rates per day)
     repeat_model: dict[str, float] = field(default_factory=dict)
+    # customers who never open the newsletter (several unopened sends each)
+    ignores_email: list[str] = field(default_factory=list)
 
     @property
     def strongest_channel(self) -> str:
@@ -143,6 +150,7 @@ class GroundTruth:
             "conversion_total": len(self.conversions),
             "conversion_value_total": round(sum(c.value for c in self.conversions), 2),
             "repeat_model": self.repeat_model,
+            "ignores_email": len(self.ignores_email),
             "repeat_purchases": len(self.conversions)
             - len({c.customer_id for c in self.conversions}),
         }
@@ -572,8 +580,12 @@ class PopulationGenerator:
         names = list(CHANNELS)
         weights = [CHANNELS[n][0] for n in names]
         span = self.days * DAY
+        customers = []
         for i in range(self.n):
-            events += self._customer_events(self._customer(i), names, weights, span)
+            customers.append(self._customer(i))
+            events += self._customer_events(customers[-1], names, weights, span)
+        # after every customer's own events, so that adding these changed none of them
+        events += self._unopened_newsletters(customers, span)
         events.sort(key=lambda e: (self._time(e.record), e.record["event_id"]))
         eligible = [e for e in events if self._invalidatable(e)]
         rate = min(1.0, self.invalid_rate * len(events) / max(1, len(eligible)))
@@ -586,6 +598,22 @@ class PopulationGenerator:
             else:
                 self.truth.events[event.topic] += 1
         return self.catalog() + events
+
+    def _unopened_newsletters(self, customers: list[dict], span: int) -> list[RawEvent]:
+        """Weekly newsletters, sent and delivered, never opened, to ``IGNORES_EMAIL`` of
+        the customers (their own random stream, so the other events stay the same)."""
+        rng = random.Random(self.seed * 7919 + 1)
+        events: list[RawEvent] = []
+        for c in customers:
+            if rng.random() >= IGNORES_EMAIL:
+                continue
+            self.truth.ignores_email.append(c["id"])
+            for _ in range(rng.randint(3, 6)):
+                t = self.start + rng.randrange(0, span)
+                mid = self._id("newsletter")
+                events.append(self._message(c, t, "email", "sent", mid))
+                events.append(self._message(c, t + 20_000, "email", "delivered", mid))
+        return events
 
     def _customer_events(
         self, c: dict, names: list[str], weights: list[float], span: int

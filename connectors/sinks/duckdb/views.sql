@@ -29,22 +29,48 @@ FROM journeys
 GROUP BY path;
 
 -- Channel-to-channel transitions of all journeys: (start) -> first touch -> ...
--- -> (conversion) or (null). The chain of touches behind purchases.
-CREATE OR REPLACE VIEW path_transitions AS
+-- -> (conversion) or (null), per day the journey ended (its conversion, or the
+-- end of a null path's window). The chain of touches behind purchases.
+CREATE OR REPLACE VIEW path_transitions_daily AS
 WITH ordered AS (
     SELECT jt.journey_id, jt.position, jt.channel, j.converted,
+           CAST(coalesce(j.conversion_time, j.window_end) AS DATE) AS day,
            lag(jt.channel) OVER (PARTITION BY jt.journey_id ORDER BY jt.position) AS prev,
            lead(jt.channel) OVER (PARTITION BY jt.journey_id ORDER BY jt.position) AS next
     FROM journey_touchpoints jt JOIN journeys j USING (journey_id)
 ), edges AS (
-    SELECT coalesce(prev, '(start)') AS from_channel, channel AS to_channel FROM ordered
+    SELECT day, coalesce(prev, '(start)') AS from_channel, channel AS to_channel FROM ordered
     UNION ALL
-    SELECT channel, CASE WHEN converted THEN '(conversion)' ELSE '(null)' END
+    SELECT day, channel, CASE WHEN converted THEN '(conversion)' ELSE '(null)' END
     FROM ordered WHERE next IS NULL
 )
-SELECT from_channel, to_channel, count(*) AS transitions
+SELECT day, from_channel, to_channel, count(*) AS transitions
 FROM edges
+GROUP BY day, from_channel, to_channel;
+
+-- The same over all time.
+CREATE OR REPLACE VIEW path_transitions AS
+SELECT from_channel, to_channel, CAST(sum(transitions) AS BIGINT) AS transitions
+FROM path_transitions_daily
 GROUP BY from_channel, to_channel;
+
+-- Journeys per day they ended and path (for a period's top paths).
+CREATE OR REPLACE VIEW conversion_paths_daily AS
+SELECT CAST(coalesce(conversion_time, window_end) AS DATE) AS day, path,
+       count(*) FILTER (WHERE converted) AS conversions,
+       count(*) FILTER (WHERE NOT converted) AS null_paths,
+       coalesce(sum(conversion_value) FILTER (WHERE converted), 0) AS value
+FROM journeys
+GROUP BY day, path;
+
+-- Attributed conversions and value per day of conversion, model and channel
+-- (channel_performance for a period).
+CREATE OR REPLACE VIEW attribution_daily AS
+SELECT CAST(conversion_time AS DATE) AS day, model, channel,
+       sum(credit) AS conversions,
+       sum(value_credit) AS value
+FROM attribution_credits
+GROUP BY day, model, channel;
 
 -- New customers by acquisition month, channel and first category, against the
 -- typical new customer.
@@ -67,6 +93,21 @@ SELECT customer_key, channel, recommendation, sent, responses, response_rate, ci
 FROM channel_responsiveness
 WHERE recommendation IN ('suppress', 'reduce');
 
+-- Recommendations per messaging channel, by the channel each customer responds
+-- to best (their inferred preferred channel): whom to stop emailing, and where
+-- to reach them instead.
+CREATE OR REPLACE VIEW suppression_by_preferred_channel AS
+WITH preferred AS (
+    SELECT customer_key,
+           list_filter(attributes, lambda a: a.name = 'preferred_channel')[1].value AS preferred
+    FROM customer_profiles
+)
+SELECT r.channel, r.recommendation,
+       coalesce(p.preferred, '(none yet)') AS preferred_channel,
+       count(*) AS customers
+FROM channel_responsiveness r LEFT JOIN preferred p USING (customer_key)
+GROUP BY r.channel, r.recommendation, preferred_channel;
+
 -- Freshness per table and dead letters per topic and reason.
 CREATE OR REPLACE VIEW pipeline_health AS
 WITH tables AS (
@@ -87,3 +128,13 @@ SELECT 'dead_letters', source_topic, error_type, count(*), max(_ingested_at),
        (epoch_ms(now()) - epoch_ms(max(_ingested_at))) / 1000.0
 FROM dead_letters
 GROUP BY source_topic, error_type;
+
+-- Touchpoints written per 10 seconds, as a rate per minute, over the last hour of
+-- ingestion (up to the latest write, so a finished run still shows its curve).
+CREATE OR REPLACE VIEW ingest_rate AS
+SELECT time_bucket(INTERVAL 10 SECOND, _ingested_at) AS bucket_start,
+       count(*) AS touchpoints,
+       count(*) * 6 AS per_minute
+FROM touchpoints
+WHERE _ingested_at > (SELECT max(_ingested_at) FROM touchpoints) - INTERVAL 60 MINUTE
+GROUP BY bucket_start;

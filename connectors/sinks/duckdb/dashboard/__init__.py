@@ -1,0 +1,1 @@
+"""``journeybus dashboard``: a web page over the DuckDB sink's views (see server.py)."""
