@@ -105,6 +105,16 @@ def collect(port: int | None, host: str | None, log_level: str) -> None:
     _run_connector(HttpCollector(conf=conf))
 
 
+@click.command("hash-key")
+@click.argument("key")
+def hash_key(key: str) -> None:
+    """Print the digest of a collector write key, as configuration keeps it:
+    CONNECTORS__HTTP_COLLECTOR__WRITE_KEYS='{"sha256:...": "web"}'."""
+    from connectors.sources.http_collector import hash_write_key
+
+    click.echo(hash_write_key(key))
+
+
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--topic", required=True, help="Catalogue topic, e.g. cust.social.raw.v1.")
@@ -156,7 +166,7 @@ def oms_init() -> None:
     from connectors.sources.postgres_fulfillment import install_schema
 
     conf = _oms_conf()
-    with psycopg.connect(conf.dsn, autocommit=True) as conn:
+    with psycopg.connect(conf.dsn.get_secret_value(), autocommit=True) as conn:
         install_schema(conn, conf.schema_name)
     click.echo(f"schema {conf.schema_name} ready")
 
@@ -170,5 +180,7 @@ def oms_sample(orders: int, seed: int, first: int) -> None:
     from connectors.generator.oms import write_sample_orders
 
     conf = _oms_conf()
-    written = write_sample_orders(conf.dsn, conf.schema_name, orders, seed=seed, first=first)
+    written = write_sample_orders(
+        conf.dsn.get_secret_value(), conf.schema_name, orders, seed=seed, first=first
+    )
     click.echo(f"wrote {orders} orders: {len(written.events)} fulfilment events to capture")

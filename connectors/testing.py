@@ -221,7 +221,7 @@ class PostgresHarness(Harness):
 
         from connectors.sources.postgres_fulfillment import install_schema
 
-        conn = psycopg.connect(self.conf.dsn, autocommit=True)
+        conn = psycopg.connect(self.conf.dsn.get_secret_value(), autocommit=True)
         install_schema(conn, self.schema)
         return conn
 
@@ -254,7 +254,7 @@ class PostgresHarness(Harness):
     def close(self) -> None:
         import psycopg
 
-        with psycopg.connect(self.conf.dsn, autocommit=True) as conn:
+        with psycopg.connect(self.conf.dsn.get_secret_value(), autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
 
 

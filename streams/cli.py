@@ -581,9 +581,9 @@ def scoring_fit(transactions: Path, calibration_end: str | None, unit: str) -> N
 
 # -- sources -----------------------------------------------------------------------------
 def _add_source_commands() -> None:
-    from connectors.cli import collect, connector, oms, replay
+    from connectors.cli import collect, connector, hash_key, oms, replay
 
-    for command in (connector, collect, replay, oms):
+    for command in (connector, collect, hash_key, replay, oms):
         main.add_command(command)
 
 

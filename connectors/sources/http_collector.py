@@ -15,8 +15,13 @@ Routes (``journeybus collect --port P``):
 
 Write keys map to a source (``web`` → clickstream, ``mobile`` → mobile app,
 ``social``, ``messaging``); they are configuration
-(``CONNECTORS__HTTP_COLLECTOR__WRITE_KEYS='{"key": "web"}'``) and are only
-kept as SHA-256 digests. An unknown key gets 401.
+(``CONNECTORS__HTTP_COLLECTOR__WRITE_KEYS='{"sha256:<hex>": "web"}'``; make the
+digest with ``journeybus hash-key KEY``; a plain key is accepted too and
+hashed on start). Only SHA-256 digests are kept and a presented key's digest
+is compared with every configured one in constant time. An unknown key gets
+401. Each key has a rate limit in events per second with a burst
+(``rate_limit_events_per_s``, ``rate_limit_burst``); over it a request gets 429
+with ``Retry-After`` (SDKs retry) and nothing of it is published.
 
 Guarantees:
 
@@ -42,7 +47,9 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import hmac
 import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -56,6 +63,7 @@ from connectors.base import Source, SourceRecord
 from connectors.publisher import Publisher
 from connectors.registry import source
 from connectors.settings import ConnectorSettings
+from connectors.sources.ratelimit import TokenBuckets
 from connectors.sources.tracking import (
     SEGMENT_TYPES,
     segment_record,
@@ -89,6 +97,8 @@ class CollectorSettings(ConnectorSettings):
         "local-social": "social",
         "local-messaging": "messaging",
     }
+    rate_limit_events_per_s: float = 10_000.0  # per write key; 0 disables the limit
+    rate_limit_burst: int = 20_000
     max_event_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
     dedupe_max_events: int = 1_000_000
@@ -100,6 +110,24 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
+def hash_write_key(key: str) -> str:
+    """The form of a write key to put in configuration: ``sha256:<hex digest>``."""
+    return "sha256:" + _digest(key).hex()
+
+
+def configured_digest(entry: str) -> bytes:
+    """The digest of a configured key: ``sha256:<hex>`` as given, a plain key hashed."""
+    if entry.startswith("sha256:"):
+        try:
+            digest = bytes.fromhex(entry[len("sha256:") :])
+        except ValueError:
+            digest = b""
+        if len(digest) != hashlib.sha256().digest_size:
+            raise ValueError("a hashed write key is sha256: and 64 hex digits")
+        return digest
+    return _digest(entry)
+
+
 def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"code": code, "message": message}, status=status)
 
@@ -107,9 +135,12 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 class Rejected(Exception):
     """A request refused with ``status`` and a ``{"code", "message"}`` JSON body."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 @source("http-collector", topic="cust.clickstream.raw.v1")
@@ -120,8 +151,9 @@ class HttpCollector(Source[CollectorSettings]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._keys = {_digest(k): v for k, v in self.conf.write_keys.items()}
-        unknown = set(self._keys.values()) - set(SOURCE_TOPICS)
+        self._keys = [(configured_digest(k), v) for k, v in self.conf.write_keys.items()]
+        self._limits = TokenBuckets(self.conf.rate_limit_events_per_s, self.conf.rate_limit_burst)
+        unknown = {v for _, v in self._keys} - set(SOURCE_TOPICS)
         if unknown:
             raise ValueError(f"write keys map to unknown sources {sorted(unknown)}")
         self._accepted: TTLCache = TTLCache(self.conf.dedupe_max_events, self.conf.dedupe_ttl_s)
@@ -182,6 +214,7 @@ class HttpCollector(Source[CollectorSettings]):
             response = await handler(request)
         except Rejected as exc:
             response = error_response(exc.status, exc.code, exc.message)
+            response.headers.update(exc.headers)
         except web.HTTPException as exc:
             code = exc.reason.lower().replace(" ", "_")
             response = error_response(exc.status, code, exc.text or exc.reason)
@@ -206,10 +239,38 @@ class HttpCollector(Source[CollectorSettings]):
             raise Rejected(400, "invalid_json", f"the body is not JSON: {exc}") from None
         return body
 
-    def _source_of(self, key: str | None, allowed: frozenset[str] | set[str]) -> str:
-        source_name = self._keys.get(_digest(key)) if key else None
-        if source_name is None or source_name not in allowed:
+    def _source_of(
+        self, key: str | None, allowed: frozenset[str] | set[str], events: int = 1
+    ) -> str:
+        """The source a write key is for, charging ``events`` to its rate limit.
+
+        Every configured digest is compared (constant time, no early exit), so
+        the answer's timing tells nothing about how much of a key was right.
+        """
+        presented = _digest(key if isinstance(key, str) else "")
+        match, source_name = b"", None
+        for digest, name in self._keys:
+            if hmac.compare_digest(presented, digest):
+                match, source_name = digest, name
+        if not key or source_name is None or source_name not in allowed:
             raise Rejected(401, "invalid_write_key", "unknown or missing write key")
+        wait = self._limits.take(match, events)
+        if wait == math.inf:  # a retry would never fit: a 4xx SDKs do not retry
+            raise Rejected(
+                413,
+                "over_rate_limit_burst",
+                f"{events} events in one request; this write key allows "
+                f"{self.conf.rate_limit_burst} at once: send smaller batches",
+            )
+        if wait:
+            retry = str(max(1, math.ceil(wait)))
+            raise Rejected(
+                429,
+                "rate_limited",
+                f"over {self.conf.rate_limit_events_per_s:g} events/s for this write key "
+                f"(burst {self.conf.rate_limit_burst}); retry after {retry} s",
+                headers={"Retry-After": retry},
+            )
         return source_name
 
     @staticmethod
@@ -264,7 +325,7 @@ class HttpCollector(Source[CollectorSettings]):
         key = self._basic_user(request) or batch.get("writeKey")
         if key is None and events and isinstance(events[0], dict):
             key = events[0].get("writeKey")
-        source_name = self._source_of(key, TRACKING_SOURCES)
+        source_name = self._source_of(key, TRACKING_SOURCES, len(events))
         received, ip = int(time.time() * 1000), self._client_ip(request)
         records = [
             self._event(
@@ -323,7 +384,7 @@ class HttpCollector(Source[CollectorSettings]):
                 or request.headers.get("X-Write-Key")
                 or (body.get("writeKey") if isinstance(body, dict) else None)
             )
-            self._source_of(key, {source_name})
+            self._source_of(key, {source_name}, len(events))
             received = int(time.time() * 1000)
 
             def stamp(event: Any) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from pydantic import SecretStr
 from psycopg.rows import dict_row
 
 from connectors.base import PollingSource, SourceRecord
@@ -60,7 +61,8 @@ START = ("0", 0)  # (txid, seq) before the first outbox row
 class FulfillmentSettings(ConnectorSettings):
     """``CONNECTORS__POSTGRES_FULFILLMENT__*``."""
 
-    dsn: str = "postgresql://postgres@127.0.0.1:5432/test"
+    # SecretStr: a DSN may carry a password; it never shows in logs or reprs
+    dsn: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/test")
     schema_name: str = "oms"
     poll_interval_s: float = 0.5
     create_schema: bool = True  # create tables, outbox and triggers if missing
@@ -161,7 +163,7 @@ class PostgresFulfillmentSource(PollingSource[FulfillmentSettings]):
     def _connect(self) -> psycopg.Connection:
         try:
             return psycopg.connect(
-                self.conf.dsn,
+                self.conf.dsn.get_secret_value(),
                 autocommit=True,
                 row_factory=dict_row,
                 connect_timeout=self.conf.connect_timeout_s,

@@ -26,7 +26,7 @@ from tests.polling import wait_until
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 
 TOPIC = "cust.fulfillment.raw.v1"
-DSN = FulfillmentSettings().dsn
+DSN = FulfillmentSettings().dsn.get_secret_value()
 
 
 def test_kill_9_during_capture_loses_nothing_and_keeps_event_ids(bootstrap, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,14 +16,25 @@ import pytest
 from aiohttp import ClientSession, web
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connectors.sources.http_collector import SOURCE_TOPICS, CollectorSettings, HttpCollector
+from connectors.sources.http_collector import (
+    SOURCE_TOPICS,
+    CollectorSettings,
+    HttpCollector,
+    hash_write_key,
+)
 from connectors.testing import Running, read_topic, wait_for
 from streams.deadletter import dead_letter_topic
 from streams.settings import Settings
 
 pytestmark = pytest.mark.broker
 
-KEYS = {"seg-web": "web", "seg-mobile": "mobile", "sp-web": "web", "hook-social": "social"}
+# configured as a real deployment would: digests only (plain keys work too)
+KEYS = {
+    "seg-web": "web",
+    "seg-mobile": "mobile",
+    "sp-web": "web",
+    hash_write_key("hook-social"): "social",
+}
 
 
 @dataclass
@@ -47,6 +59,10 @@ class Collector:
 
 @pytest.fixture
 def collector(bootstrap: str, tmp_path) -> Iterator[Collector]:
+    yield from start_collector(bootstrap, tmp_path)
+
+
+def start_collector(bootstrap: str, tmp_path, **settings) -> Iterator[Collector]:
     prefix = f"collector.{uuid.uuid4().hex[:8]}."
     topics = [t for s in SOURCE_TOPICS.values() for t in (s, dead_letter_topic(s))]
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -54,7 +70,7 @@ def collector(bootstrap: str, tmp_path) -> Iterator[Collector]:
         [NewTopic(prefix + t, num_partitions=2, replication_factor=1) for t in topics]
     ).values():
         future.result(timeout=30)
-    conf = CollectorSettings(topic_prefix=prefix, port=0, write_keys=KEYS)
+    conf = CollectorSettings(topic_prefix=prefix, port=0, write_keys=KEYS, **settings)
     app = HttpCollector(Settings(runtime_dir=tmp_path), bootstrap, conf)
     running = Running(app)
     assert app.started.wait(30)
@@ -293,3 +309,30 @@ def test_social_webhook(collector):
     assert wait_for(lambda: len(collector.records("social")) == 1)
     record = collector.records("social")[0]
     assert record.key == "@jo" and record.value["received_at"] is not None
+
+
+@pytest.fixture
+def limited(bootstrap: str, tmp_path) -> Iterator[Collector]:
+    yield from start_collector(bootstrap, tmp_path, rate_limit_events_per_s=5, rate_limit_burst=10)
+
+
+def test_over_its_rate_limit_a_write_key_gets_429_with_retry_after_and_nothing_published(
+    limited,
+):
+    first = limited.post("/v1/batch", {"batch": [_track(i) for i in range(8)]})
+    assert first.status_code == 200, first.text
+    refused = limited.post("/v1/batch", {"batch": [_track(i) for i in range(100, 108)]})
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "rate_limited"
+    wait = int(refused.headers["Retry-After"])
+    assert 1 <= wait <= 2
+    # another key has its own budget
+    other = limited.post("/v1/batch", {"batch": [_track(200)]}, key="seg-mobile")
+    assert other.status_code == 200
+    time.sleep(wait)
+    retried = limited.post("/v1/batch", {"batch": [_track(i) for i in range(100, 108)]})
+    assert retried.status_code == 200, retried.text
+    too_big = limited.post("/v1/batch", {"batch": [_track(i) for i in range(300, 311)]})
+    assert too_big.status_code == 413 and too_big.json()["code"] == "over_rate_limit_burst"
+    ids = sorted(r.value["event_id"] for r in limited.records("web"))
+    assert ids == sorted(_track(i)["messageId"] for i in [*range(8), *range(100, 108)])
