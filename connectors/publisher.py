@@ -27,7 +27,7 @@ from confluent_kafka import Producer
 from connectors.base import SourceRecord
 from connectors.settings import ConnectorSettings
 from streams import metrics
-from streams.catalog import Catalog, TopicSpec
+from streams.catalog import Catalog, record_key
 from streams.codec import Codec, make_codec
 from streams.deadletter import dead_letter_record, dead_letter_topic
 from streams.errors import InvalidRecord, Retriable
@@ -62,14 +62,6 @@ class Delivery:
     @property
     def ok(self) -> bool:
         return self.done.is_set() and not self.errors
-
-
-def record_key(spec: TopicSpec, value: dict[str, Any]) -> str | None:
-    """The topic's key of ``value``: its key field, else its fallback field."""
-    for name in (spec.key.get("field"), spec.key.get("fallback")):
-        if name and value.get(name):
-            return str(value[name])
-    return None
 
 
 class Publisher:

@@ -222,3 +222,11 @@ def load_catalog(root: Path = SCHEMAS_DIR) -> Catalog:
 def default_catalog() -> Catalog:
     """The installed catalogue, loaded once per process."""
     return load_catalog()
+
+
+def record_key(spec: TopicSpec, value: dict[str, Any]) -> str | None:
+    """The topic's key of ``value``: its key field, else its fallback field."""
+    for name in (spec.key.get("field"), spec.key.get("fallback")):
+        if name and value.get(name):
+            return str(value[name])
+    return None

@@ -414,6 +414,68 @@ def report(database: Path | None) -> None:
     click.echo(run_report(database), nl=False)
 
 
+# -- dead letters ------------------------------------------------------------------------
+@main.group()
+def dlq() -> None:
+    """List dead letters and replay them after a fix (see streams/dlq.py)."""
+
+
+def _dead_letters(topic: str | None, reason: str | None):
+    from streams.codec import make_codec
+    from streams.dlq import dlq_topics, read_dead_letters
+
+    settings = get_settings()
+    codec = make_codec(settings)
+    topics_ = dlq_topics(default_catalog(), topic)
+    letters = read_dead_letters(settings, resolve_bootstrap(settings), codec, topics_, reason)
+    return settings, codec, letters
+
+
+@dlq.command("list")
+@click.option("--topic", default=None, help="A source topic or its .dlq (default: all).")
+@click.option("--reason", default=None, help="Only this error type, e.g. unknown_event_type.")
+@click.option("--show", type=int, default=0, help="Also print the first N dead letters.")
+def dlq_list(topic: str | None, reason: str | None, show: int) -> None:
+    """Dead letters per topic and reason, with counts."""
+    from connectors.sinks.duckdb.query import format_rows
+    from streams.dlq import summarise
+
+    _, _, letters = _dead_letters(topic, reason)
+    click.echo(format_rows(["dlq_topic", "reason", "count"], summarise(letters), "table"), nl=False)
+    if show:
+        rows = [
+            (
+                d.dlq_topic,
+                d.record["event_id"],
+                d.reason,
+                d.record["stage"],
+                d.record["error_message"][:120],
+            )
+            for d in letters[:show]
+        ]
+        head = ["dlq_topic", "event_id", "reason", "stage", "message"]
+        click.echo(format_rows(head, rows, "table"), nl=False)
+
+
+@dlq.command("replay")
+@click.option("--topic", default=None, help="A source topic or its .dlq (default: all).")
+@click.option("--reason", default=None, help="Only this error type.")
+@click.option("--dry-run", is_flag=True, help="Count what would be replayed; publish nothing.")
+def dlq_replay(topic: str | None, reason: str | None, dry_run: bool) -> None:
+    """Send dead letters' original input back to their source topics, after a fix."""
+    from streams.dlq import replay
+
+    settings, codec, letters = _dead_letters(topic, reason)
+    bootstrap = resolve_bootstrap(settings)
+    result = replay(settings, bootstrap, codec, default_catalog(), letters, dry_run=dry_run)
+    verb = "would replay" if dry_run else "replayed"
+    click.echo(f"{verb} {result.total} of {len(letters)} dead letters")
+    for (source, why), count in sorted(result.replayed.items()):
+        click.echo(f"  {verb} {count:>6}  {source}  ({why})")
+    for (source, why), count in sorted(result.not_replayable.items()):
+        click.echo(f"  not replayable {count:>6}  {source}  ({why})")
+
+
 # -- analytics ---------------------------------------------------------------------------
 @main.group()
 def attribution() -> None:

@@ -43,8 +43,8 @@ from typing import Any
 
 import orjson
 import psycopg
-from pydantic import SecretStr
 from psycopg.rows import dict_row
+from pydantic import SecretStr
 
 from connectors.base import PollingSource, SourceRecord
 from connectors.registry import source
