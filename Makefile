@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test test-fast lint format clean broker bench crash
+.PHONY: help install demo test test-fast lint format clean broker bench crash fuzz
 
 help:
 	@echo "make demo   - set up and run the whole pipeline on the embedded broker with demo data"
@@ -39,6 +39,12 @@ format: $(STAMP)
 
 crash: $(STAMP)
 	JOURNEYBUS_CRASH_CUSTOMERS=3000 JOURNEYBUS_CRASH_KILLS=30 $(BIN)/pytest -q -s tests/crash
+
+# The long fuzz run (make test runs the same properties with 300 examples each):
+# 100,000 inputs per decoder property, 50,000 requests per collector property.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz JOURNEYBUS_FUZZ_EXAMPLES=100000 $(BIN)/pytest -q -s tests/fuzz/test_decoders.py
+	HYPOTHESIS_PROFILE=fuzz JOURNEYBUS_FUZZ_EXAMPLES=50000 $(BIN)/pytest -q -s tests/fuzz/test_collector.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.sink_throughput 300000

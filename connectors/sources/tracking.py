@@ -43,6 +43,23 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """A top-level object field of a call: absent is empty, another type is invalid
+    (silently dropping it would lose the caller's data)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRecord("schema_violation", f"{what} must be a JSON object")
+    return value
+
+
+def _name(value: Any, what: str) -> str | None:
+    """An event or page name: text (or a number, as SDKs send them), nothing else."""
+    if isinstance(value, dict | list):
+        raise InvalidRecord("schema_violation", f"{what} must be a string")
+    return _str(value)
+
+
 def _str(value: Any) -> str | None:
     if value is None or value == "":
         return None
@@ -128,15 +145,19 @@ def segment_record(
     anonymous_id, user_id = _str(event.get("anonymousId")), _str(event.get("userId"))
     if not (anonymous_id or user_id):
         raise InvalidRecord("missing_id", "an event needs an anonymousId or a userId")
-    context = {**_obj(batch.get("context")), **_obj(event.get("context"))}
-    properties = _obj(event.get("properties"))
+    context = {**_obj(batch.get("context")), **_object(event.get("context"), "context")}
+    properties = _object(event.get("properties"), "properties")
     timestamp = _time(event.get("timestamp") or event.get("originalTimestamp"), "timestamp")
     sent = _time(event.get("sentAt") or batch.get("sentAt"), "sentAt")
     if timestamp is None:
         timestamp = sent if sent is not None else received_ms
     event_time = timestamp + (received_ms - sent) if sent is not None else timestamp
-    name = _str(event.get("event")) if kind == "track" else _str(event.get("name"))
+    name = (
+        _name(event.get("event"), "event") if kind == "track" else _name(event.get("name"), "name")
+    )
     traits = event.get("traits") if kind in ("identify", "group") else context.get("traits")
+    if traits is not None:
+        _object(traits, "traits")
     record: dict[str, Any] = {
         "event_id": _str(event.get("messageId")) or content_id("seg", event),
         "protocol": "segment",
