@@ -110,6 +110,8 @@ class Publisher:
         # The encoder is strict (unknown, missing and mistyped fields raise), so a value
         # already in Avro form skips the slower plain-JSON conversion.
         record = value if typed else from_json(codec.revision.raw, value)
+        if not record.get("event_id"):  # ids downstream and retry dedupe derive from it
+            raise InvalidRecord("missing_id", "the event has no event_id")
         key = record_key(codec.topic, record)
         if key is None:
             raise InvalidRecord(

@@ -417,6 +417,9 @@ class HttpCollector(Source[CollectorSettings]):
                 outgoing.append(message)
                 continue
             ident = (source_name, message.event_id)
+            if not message.event_id:  # never deduplicate by a missing id (prepare refuses it)
+                outgoing.append(message)
+                continue
             if ident in self._accepted:
                 duplicates += 1
             elif ident in self._inflight:

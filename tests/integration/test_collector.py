@@ -311,6 +311,31 @@ def test_social_webhook(collector):
     assert record.key == "@jo" and record.value["received_at"] is not None
 
 
+def test_events_without_an_id_are_each_dead_lettered_not_taken_for_duplicates(collector):
+    # an empty event_id used to be remembered as an accepted id: every later event
+    # without one was answered as a duplicate and never reached any topic
+    events = [
+        {
+            "event_id": "",
+            "platform": "instagram",
+            "event_type": "mention",
+            "handle": f"@jo{i}",
+            "text": f"post {i}",
+            "occurred_at": "2026-11-01T12:00:00Z",
+        }
+        for i in range(3)
+    ]
+    for _ in range(2):  # and again, as a retry would send them
+        answer = collector.post("/webhooks/social", {"events": events}, key="hook-social").json()
+        assert answer["accepted"] == 0 and answer["duplicates"] == 0
+        assert [r["code"] for r in answer["rejected"]] == ["missing_id"] * 3
+    assert wait_for(lambda: len(collector.dead_letters("social")) == 6)
+    letters = collector.dead_letters("social")
+    assert {d.value["error_type"] for d in letters} == {"missing_id"}
+    assert len({d.value["dead_letter_id"] for d in letters}) == 3  # one row each in the table
+    assert collector.records("social") == []
+
+
 @pytest.fixture
 def limited(bootstrap: str, tmp_path) -> Iterator[Collector]:
     yield from start_collector(bootstrap, tmp_path, rate_limit_events_per_s=5, rate_limit_burst=10)
