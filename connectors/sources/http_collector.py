@@ -70,6 +70,7 @@ from connectors.sources.tracking import (
     snowplow_get_payload,
     snowplow_record,
 )
+from connectors.web import serving, until
 from streams import metrics
 from streams.errors import InvalidRecord
 
@@ -189,18 +190,13 @@ class HttpCollector(Source[CollectorSettings]):
         """Serve until ``stop`` is set; in-flight requests finish first."""
         self.publisher = Publisher(self.name, self.conf, self.settings, self.bootstrap)
         self.publisher.start_polling()
-        runner = web.AppRunner(self.app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.conf.host, self.conf.port)
-        await site.start()
-        self.port = runner.addresses[0][1]
-        log.info("collector listening on http://%s:%d", self.conf.host, self.port)
-        self.started.set()
         try:
-            while not stop.is_set():
-                await asyncio.sleep(0.1)
-        finally:
-            await runner.cleanup()
+            async with serving(self.app(), self.conf.host, self.conf.port) as port:
+                self.port = port
+                log.info("collector listening on http://%s:%d", self.conf.host, port)
+                self.started.set()
+                await until(stop)
+        finally:  # after the requests in flight got their answers
             self.publisher.close()
 
     @web.middleware

@@ -1,7 +1,7 @@
 """Crash harness: the pipeline as processes, SIGKILLed at random while data flows.
 
 A controller kills a random component (the HTTP collector, the normalise,
-journeys and attribution workers, or the DuckDB sink) with SIGKILL at random
+journeys, attribution, scoring and profiles workers, or the DuckDB sink) with SIGKILL at random
 moments while a generated population is being sent through the collector the
 way its sources would send it (Segment calls and webhooks, retried like an SDK
 retries; order-system events straight to their topic), restarts it at once,
@@ -41,6 +41,8 @@ COMPONENTS = {
     "normalise": ["worker", "--stage", "normalise"],
     "journeys": ["worker", "--stage", "journeys"],
     "attribution": ["worker", "--stage", "attribution"],
+    "scoring": ["worker", "--stage", "scoring"],
+    "profiles": ["worker", "--stage", "profiles"],
     "sink": ["sink"],
 }
 
@@ -165,17 +167,30 @@ class CrashRun:
         except duckdb.Error:
             return []
 
-    def _expected(self) -> tuple[int, int, int, int]:
+    def _first_orders(self) -> dict[str, str]:
+        """customer -> the conversion id of their first purchase (what scoring scores)."""
+        first: dict[str, tuple[int, str]] = {}
+        for c in self.truth.conversions:
+            first[c.customer_id] = min(
+                first.get(c.customer_id, (c.time, c.conversion_id)), (c.time, c.conversion_id)
+            )
+        return {customer: order for customer, (_, order) in first.items()}
+
+    def _expected(self) -> tuple[int, ...]:
         truth = self.truth
         n = len(truth.conversions)
-        return (sum(truth.events.values()), sum(truth.invalid.values()), n, n)
+        customers = len(self._first_orders())
+        return (sum(truth.events.values()), sum(truth.invalid.values()), n, n, customers, customers)
 
     def _counts(self) -> tuple:
         rows = self.query("""SELECT (SELECT count(*) FROM touchpoints),
             (SELECT count(*) FROM dead_letters),
             (SELECT count(*) FROM journeys WHERE converted),
             (SELECT count(DISTINCT conversion_id) FROM attribution_credits
-             WHERE model = 'markov')""")
+             WHERE model = 'markov'),
+            (SELECT count(*) FROM customer_scores),
+            (SELECT count(*) FROM customer_profiles p, unnest(p.attributes) AS a(attr)
+             WHERE attr.name = 'lifetime_value')""")
         return rows[0] if rows else ()
 
     def _settle(self, timeout_s: float) -> bool:
@@ -185,7 +200,7 @@ class CrashRun:
 
     def figures(self) -> dict:
         truth = self.truth
-        valid, invalid, conversions, _ = self._expected()
+        valid, invalid, conversions, *_ = self._expected()
         tp_rows, tp_distinct = self.query(
             "SELECT count(*), count(DISTINCT source_event_id) FROM touchpoints"
         )[0]
@@ -197,6 +212,17 @@ class CrashRun:
                                        count(DISTINCT conversion_id)
                                 FROM attribution_credits GROUP BY model""")
         value = sum(c.value for c in truth.conversions)
+        first = self._first_orders()
+        scored = self.query("SELECT customer_key, first_order_id FROM customer_scores")
+        lifetime: dict[str, float] = {}
+        for c in truth.conversions:
+            lifetime[c.customer_id] = lifetime.get(c.customer_id, 0.0) + c.value
+        ltv = dict(
+            self.query(
+                "SELECT customer_key, CAST(attr.value AS DOUBLE) FROM customer_profiles p, "
+                "unnest(p.attributes) AS a(attr) WHERE attr.name = 'lifetime_value'"
+            )
+        )
         return {
             "kills": len(self.killed),
             "killed": dict(sorted({n: self.killed.count(n) for n in set(self.killed)}.items())),
@@ -210,6 +236,12 @@ class CrashRun:
             "conversions": conversions,
             "journeys": len(journeys),
             "wrong_paths": wrong_paths,
+            "scores": len(scored),
+            "new_customers": len(first),
+            "wrong_scores": len(set(scored) ^ set(first.items())),
+            "wrong_lifetime_values": sum(
+                1 for k, v in lifetime.items() if abs(ltv.get(k, -1.0) - v) > 0.005
+            ),
             "credit_errors": {
                 m: (round(c - conversions, 9), round(v - value, 6), n - conversions)
                 for m, c, v, n in credits

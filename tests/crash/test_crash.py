@@ -23,6 +23,10 @@ def test_random_kills_lose_and_double_nothing(tmp_path):
     # every conversion's path is the true one, crashes or not (a replayed identity
     # merge used to leave a few journeys a touch short)
     assert figures["wrong_paths"] == 0, figures
+    # every new customer scored once, at the first purchase; every lifetime value is
+    # the sum of the customer's purchases (a replayed purchase would double it)
+    assert figures["scores"] == figures["new_customers"] and figures["wrong_scores"] == 0
+    assert figures["wrong_lifetime_values"] == 0, figures
     assert len(figures["credit_errors"]) == 7
     for model, (credit, value, missing) in figures["credit_errors"].items():
         assert abs(credit) < 1e-6 and abs(value) < 1e-4 and missing == 0, model

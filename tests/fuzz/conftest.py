@@ -3,6 +3,7 @@
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -15,3 +16,11 @@ settings.register_profile(
     suppress_health_check=list(HealthCheck),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_collection_modifyitems(items):
+    """The long run is long: lift the suite's per-test timeout for the fuzz properties."""
+    if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz":
+        for item in items:
+            if "tests/fuzz/" in str(item.fspath):
+                item.add_marker(pytest.mark.timeout(4 * 3600))

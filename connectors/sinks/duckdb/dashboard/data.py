@@ -15,16 +15,10 @@ from typing import Any
 
 import duckdb
 
+from streams.attribution.models import ALL_MODELS
+
 PERIODS = {"7d": 7, "30d": 30, "90d": 90, "all": None}
-MODELS = (
-    "first_touch",
-    "last_touch",
-    "last_non_direct",
-    "linear",
-    "position_based",
-    "time_decay",
-    "markov",
-)
+MODELS = ALL_MODELS  # the attribution models, in the order the page shows them
 TOP_PATHS = 10
 TOP_TRANSITIONS = 40
 

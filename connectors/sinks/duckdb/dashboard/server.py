@@ -20,6 +20,7 @@ from aiohttp import web
 
 from connectors.sinks.duckdb.dashboard.data import PERIODS, Dashboard, load
 from connectors.sinks.duckdb.dashboard.page import render
+from connectors.web import serving, until
 
 log = logging.getLogger(__name__)
 DEFAULT_PERIOD = "30d"
@@ -73,15 +74,8 @@ class DashboardServer:
         asyncio.run(self.serve(stop))
 
     async def serve(self, stop: threading.Event) -> None:
-        runner = web.AppRunner(self.app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.requested_port)
-        await site.start()
-        self.port = runner.addresses[0][1]
-        log.info("dashboard on http://%s:%d (reading %s)", self.host, self.port, self.database)
-        self.started.set()
-        try:
-            while not stop.is_set():
-                await asyncio.sleep(0.1)
-        finally:
-            await runner.cleanup()
+        async with serving(self.app(), self.host, self.requested_port) as port:
+            self.port = port
+            log.info("dashboard on http://%s:%d (reading %s)", self.host, port, self.database)
+            self.started.set()
+            await until(stop)
