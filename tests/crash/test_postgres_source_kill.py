@@ -95,7 +95,9 @@ def test_kill_9_during_capture_loses_nothing_and_keeps_event_ids(bootstrap, tmp_
             ids = {r.value["event_id"] for r in read_topic(bootstrap, prefix + TOPIC, TOPIC)}
             return set(written.events) <= ids
 
-        assert wait_until(captured, 90), "events were lost"
+        if not wait_until(captured, 180):
+            ids = {r.value["event_id"] for r in read_topic(bootstrap, prefix + TOPIC, TOPIC)}
+            raise AssertionError(f"events were lost: {diagnosis(schema, written, ids, proc)}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -115,3 +117,26 @@ def test_kill_9_during_capture_loses_nothing_and_keeps_event_ids(bootstrap, tmp_
     last_seq = max(int(r.value["source_position"].split(":")[1]) for r in records)
     assert len(set(cursors)) == 3 and max(cursors) < last_seq, "killed mid-capture"
     assert read_topic(bootstrap, prefix + dead_letter_topic(TOPIC), dead_letter_topic(TOPIC)) == []
+
+
+def diagnosis(schema: str, written: SampleOrders, ids: set[str], proc) -> str:
+    """What a failed capture looked like: what is missing, where the source stands, and
+    what could hold the snapshot xmin back (a transaction left open anywhere)."""
+    missing = sorted(set(written.events) - ids)
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        cursor = conn.execute(f"SELECT txid::text, seq FROM {schema}.journeybus_cursor").fetchall()
+        xmin = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text").fetchone()
+        pending = conn.execute(
+            "SELECT count(*), min(o.txid)::text, max(o.txid)::text "
+            f"FROM {schema}.journeybus_outbox o, {schema}.journeybus_cursor c "
+            "WHERE (o.txid, o.seq) > (c.txid, c.seq)"
+        ).fetchone()
+        open_xacts = conn.execute(
+            "SELECT pid, state, backend_xid::text, backend_xmin::text, left(query, 80) "
+            "FROM pg_stat_activity WHERE backend_xid IS NOT NULL OR backend_xmin IS NOT NULL"
+        ).fetchall()
+    return (
+        f"{len(missing)} missing (e.g. {missing[:5]}); source alive: {proc.poll() is None}; "
+        f"cursor {cursor}; snapshot xmin {xmin}; outbox rows after the cursor {pending}; "
+        f"sessions holding xids/xmin {open_xacts}"
+    )
