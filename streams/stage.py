@@ -176,8 +176,10 @@ class StageRunner:
         self.assignment: set[TopicPartitionKey] = set()
         self.idle_s = idle_s
         self._last_record: dict[TopicPartitionKey, float] = {}
-        self._prefetched: dict[TopicPartitionKey, int] = {}
-        self._stats_at = 0.0  # when the statistics in _prefetched were served
+        # per partition from librdkafka's statistics: (queued records, fetch position,
+        # high watermark), and when they were served
+        self._fetch_state: dict[TopicPartitionKey, tuple[int, int, int]] = {}
+        self._stats_at = 0.0
         self._assigned_at = time.monotonic()
         self._last_tick = 0.0
         self.processed = 0
@@ -275,37 +277,36 @@ class StageRunner:
         """librdkafka statistics: records prefetched per partition, consumer lag."""
         stats = orjson.loads(text)
         parts = partition_stats(stats)
-        self._prefetched = {key: pinfo.get("fetchq_cnt", 0) for key, pinfo in parts.items()}
+        self._fetch_state = {
+            key: (
+                pinfo.get("fetchq_cnt", 1),
+                pinfo.get("next_offset", -1),
+                pinfo.get("hi_offset", -1),
+            )
+            for key, pinfo in parts.items()
+        }
         self._stats_at = time.monotonic()
         observe_lag(self.stage.name, stats, self.assignment)
 
     def caught_up(self) -> set[TopicPartitionKey]:
         """Assigned partitions with nothing left to read.
 
-        All of: no record came from it for ``idle_s``, librdkafka's statistics
-        served since then show no prefetched record of it (older ones may predate
-        a fetch), and the next offset is at its (cached) high watermark.
-        The embedded broker reports a high watermark short by the last batch
-        (BROKER-NOTES.md), so the offset test alone would call a partition caught
-        up while its last batch is still to be read or sits in the prefetch queue.
+        Both of: no record came from it for ``idle_s``, and librdkafka's statistics,
+        served since then, show nothing of it queued and its fetch position at its
+        high watermark. The fetch position, not the application's: a partition
+        whose records were all consumed before a restart delivers nothing after
+        it, so the application never has a position there. (The embedded broker's
+        high watermark can be short by the last batch, BROKER-NOTES.md; a fetch
+        position past it still means everything was fetched.)
         """
-        parts = [TopicPartition(t, p) for t, p in self.assignment]
-        if not parts:
-            return set()
         now = time.monotonic()
         done = set()
-        for part in self.consumer.position(parts):
-            key = (part.topic, part.partition)
+        for key in self.assignment:
             last = self._last_record.get(key, self._assigned_at)
             if now - last < self.idle_s or self._stats_at <= last:
                 continue
-            if self._prefetched.get(key, 1) != 0:  # unknown counts as not caught up
-                continue
-            low, high = self.consumer.get_watermark_offsets(part, cached=True)
-            if high < 0:
-                continue  # not fetched yet: unknown
-            position = part.offset if part.offset >= 0 else low
-            if position >= high:
+            queued, next_offset, high = self._fetch_state.get(key, (1, -1, -1))
+            if queued == 0 and high >= 0 and next_offset >= high:
                 done.add(key)
         return done
 
