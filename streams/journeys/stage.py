@@ -97,7 +97,7 @@ class JourneysStage(Stage):
                 # an earlier release (revision 2): its partitions count as unreported
                 # until an upgraded worker owns them, which holds conversions back.
                 if rec.get("source_partitions") is not None:
-                    reports = store.get(SOURCES) or {}
+                    reports = store.get(SOURCES) or watermarks.new_reports()
                     watermarks.record_report(
                         reports, rec["origin"], rec["source_partitions"], ctx.now_ms
                     )
@@ -177,7 +177,7 @@ class JourneysStage(Stage):
     def source_watermark(self, store: PartitionStore, now_ms: int) -> int | None:
         """Event time before which every raw source partition has been processed, by
         the normalise workers heard from in the last ``origin_timeout_ms``."""
-        reports = store.get(SOURCES) or {}
+        reports = store.get(SOURCES) or watermarks.new_reports()
         watermarks.forget_silent(reports, now_ms, self.origin_timeout_ms)
         return watermarks.source_watermark(reports, self.source_partitions)
 

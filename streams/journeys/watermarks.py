@@ -17,14 +17,24 @@ raw partition:
 A worker not heard from for ``timeout_ms`` is forgotten (it stopped or was
 replaced); its partitions then hold the watermark back until their new owner
 reports them.
+
+The furthest progress ever reported for a partition is remembered: it stays
+true when the partition changes hands (every record before it had its outputs
+acknowledged), and a worker that took a partition over after it had been read
+to its end has no progress of its own to report there.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# state: {origin: {"heard": ms, "parts": {"topic/partition": [progress | None, caught_up]}}}
+# state: {"origins": {origin: {"heard": ms, "parts": {"topic/partition": [progress | None,
+#          caught_up]}}}, "progress": {"topic/partition": furthest progress reported}}
 Reports = dict[str, dict[str, Any]]
+
+
+def new_reports() -> Reports:
+    return {"origins": {}, "progress": {}}
 
 
 def partition_id(topic: str, partition: int) -> str:
@@ -33,19 +43,22 @@ def partition_id(topic: str, partition: int) -> str:
 
 def record_report(reports: Reports, origin: str, partitions: list[dict], now_ms: int) -> None:
     """Store a worker's report (its whole assignment), replacing its previous one."""
-    reports[origin] = {
-        "heard": now_ms,
-        "parts": {
-            partition_id(p["topic"], p["partition"]): [p["progress"], bool(p["caught_up"])]
-            for p in partitions
-        },
+    parts = {
+        partition_id(p["topic"], p["partition"]): [p["progress"], bool(p["caught_up"])]
+        for p in partitions
     }
+    reports["origins"][origin] = {"heard": now_ms, "parts": parts}
+    furthest = reports["progress"]
+    for pid, (progress, _) in parts.items():
+        if progress is not None and progress > furthest.get(pid, progress - 1):
+            furthest[pid] = progress
 
 
 def forget_silent(reports: Reports, now_ms: int, timeout_ms: int) -> None:
     """Drop the workers not heard from for ``timeout_ms``."""
-    for origin in [o for o, r in reports.items() if now_ms - r["heard"] > timeout_ms]:
-        del reports[origin]
+    origins = reports["origins"]
+    for origin in [o for o, r in origins.items() if now_ms - r["heard"] > timeout_ms]:
+        del origins[origin]
 
 
 def source_watermark(reports: Reports, all_partitions: set[str]) -> int | None:
@@ -55,10 +68,14 @@ def source_watermark(reports: Reports, all_partitions: set[str]) -> int | None:
     partitions seen in reports count too. None while any of them is unreported,
     or reported behind with no progress yet.
     """
+    furthest = reports["progress"]
     by_partition: dict[str, list[list]] = {pid: [] for pid in all_partitions}
-    for report in reports.values():
-        for pid, entry in report["parts"].items():
-            by_partition.setdefault(pid, []).append(entry)
+    for report in reports["origins"].values():
+        for pid, (progress, caught_up) in report["parts"].items():
+            known = furthest.get(pid)
+            if progress is None or (known is not None and known > progress):
+                progress = known
+            by_partition.setdefault(pid, []).append([progress, caught_up])
     if not by_partition:
         return None
     pending: list[int] = []
