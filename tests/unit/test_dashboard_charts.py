@@ -29,6 +29,11 @@ def test_an_empty_chart_says_so_instead_of_drawing_axes():
         assert "No data yet." in markup and "<svg" not in markup
 
 
+def test_an_empty_bar_chart_can_say_why():
+    markup = bar_chart("b", "caption", [], "units", empty="No dead letters.")
+    assert "No dead letters." in markup and "No data yet." not in markup
+
+
 def test_bars_are_proportional_and_labelled_with_their_values():
     markup = bar_chart("b", "Conversions, last 7 days", [("Email", 10.0), ("SMS", 5.0)], "conv")
     widths = [float(w) for w in re.findall(r'<rect x="\d+" y="[\d.]+" width="([\d.]+)"', markup)]

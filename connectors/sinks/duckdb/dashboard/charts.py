@@ -62,8 +62,10 @@ def bar_chart(
     unit: str,
     reference: tuple[str, float] | None = None,
     digits: int = 1,
+    empty: str = "No data yet.",
 ) -> str:
-    """Horizontal bars, one per ``(label, value)``; ``reference`` draws a labelled line."""
+    """Horizontal bars, one per ``(label, value)``; ``reference`` draws a labelled line;
+    ``empty`` is what the chart says when there are no rows."""
     label_w, bar_w, row_h = 190, 420, 22
     top = 24 if reference else 6
     height = top + row_h * len(rows) + 24
@@ -93,9 +95,8 @@ def bar_chart(
         f'<text x="{label_w}" y="{height - 6}" fill="#555">{escape(unit)} (0 to '
         f"{number(peak, digits)})</text>"
     )
-    return figure(
-        name, caption, _svg(label_w + bar_w + 80, height, "".join(parts), caption), len(rows)
-    )
+    body = _svg(label_w + bar_w + 80, height, "".join(parts), caption)
+    return figure(name, caption, body, len(rows), empty)
 
 
 def grouped_bars(

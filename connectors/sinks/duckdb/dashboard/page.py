@@ -230,9 +230,7 @@ def responsiveness_panel(board: Dashboard) -> str:
             sorted(stop_by_preferred.items(), key=lambda kv: (-kv[1], kv[0])),
             "customers",
             digits=0,
-        ).replace(
-            '<p class="empty">No data yet.</p>',
-            '<p class="empty">No customer to stop emailing yet.</p>',
+            empty="No customer to stop emailing yet.",
         )
         + table(["Channel", "Recommendation", "Prefers", "Customers"], rows, "resp-numbers")
         + "</section>"
@@ -272,7 +270,8 @@ def health_panel(board: Dashboard) -> str:
             [(r["reason"], float(r["dead_letters"])) for r in board.dead_letters],
             "dead letters",
             digits=0,
-        ).replace('<p class="empty">No data yet.</p>', '<p class="empty">No dead letters.</p>')
+            empty="No dead letters.",
+        )
         + table(["Table", "Rows", "Seconds since last write"], fresh_rows, "health-numbers")
         + "</section>"
     )
