@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -30,6 +29,7 @@ from hypothesis import strategies as st
 from connectors.sources.http_collector import SOURCE_TOPICS
 from connectors.testing import read_topic
 from streams.deadletter import dead_letter_topic
+from streams.demo import free_port
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.broker
@@ -70,9 +70,7 @@ def target(bootstrap: str, tmp_path_factory) -> Iterator[Target]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(t, 2, 1) for t in topics]).values():
         future.result(timeout=30)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
