@@ -47,6 +47,10 @@ class KafkaSettings(BaseSettings):
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 1000
     client_id: str = "journeybus"
+    # Idempotent producers: None = on, except against the embedded broker, which
+    # was measured to lose acknowledged records of idempotent producers after a
+    # producer restart (streams.kafka.producer_config).
+    idempotence: bool | None = None
 
     def confluent_config(self, bootstrap: str) -> dict[str, Any]:
         """librdkafka configuration for this cluster (security settings included)."""
