@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 
 import numpy as np
 from scipy import optimize, special
@@ -79,20 +79,33 @@ def bgnbd_log_likelihood(
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
+# Every parameter stays within [1e-4, 1e6]. On a small or untypical sample the
+# likelihood can keep rising towards a limit (r, alpha -> inf is a Poisson rate,
+# a, b -> inf a fixed dropout chance); unbounded, the fit walks to 1e17 and the
+# predictions (hyp2f1) become NaN. A bounded fit stops near the limit instead,
+# where the predictions are finite and all but equal to the limit's.
+LOG_BOUNDS = (np.log(1e-4), np.log(1e6))
+
+
 def _fit(negative_ll, start: np.ndarray) -> np.ndarray:
-    """Minimise over log-parameters (keeps them positive); Nelder-Mead, then polished."""
+    """Minimise over bounded log-parameters (keeps them positive); Nelder-Mead, then
+    polished."""
+    bounds = [LOG_BOUNDS] * len(start)
+    start = np.clip(start, *LOG_BOUNDS)
     first = optimize.minimize(
         negative_ll,
         start,
         method="Nelder-Mead",
+        bounds=bounds,
         options={"maxiter": 20_000, "xatol": 1e-9, "fatol": 1e-10},
     )
-    best = optimize.minimize(negative_ll, first.x, method="BFGS")
+    best = optimize.minimize(negative_ll, first.x, method="L-BFGS-B", bounds=bounds)
     return np.exp(best.x if best.fun <= first.fun else first.x)
 
 
-def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BgNbd:
-    """Maximum-likelihood BG/NBD parameters."""
+def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, start: BgNbd | None = None) -> BgNbd:
+    """Maximum-likelihood BG/NBD parameters (searched from ``start``, e.g. the previous
+    fit of a slightly smaller history, when given)."""
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
     if len(x) == 0:
         raise InvalidRecord("no_data", "no customers to fit")
@@ -101,7 +114,8 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BgNbd:
         value = -bgnbd_log_likelihood(BgNbd(*np.exp(log_params)), x, t_x, T).sum()
         return value if np.isfinite(value) else 1e300
 
-    return BgNbd(*map(float, _fit(negative, np.log([1.0, max(T.mean(), 1e-3), 1.0, 1.0]))))
+    first = astuple(start) if start else (1.0, max(T.mean(), 1e-3), 1.0, 1.0)
+    return BgNbd(*map(float, _fit(negative, np.log(first))))
 
 
 def _odds_dead(params: BgNbd, x, t_x, T) -> np.ndarray:
@@ -147,8 +161,9 @@ def gamma_gamma_log_likelihood(params: GammaGamma, x: np.ndarray, m: np.ndarray)
     )
 
 
-def fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> GammaGamma:
-    """Maximum-likelihood Gamma-Gamma parameters from repeat customers (x > 0, m > 0)."""
+def fit_gamma_gamma(x: np.ndarray, m: np.ndarray, start: GammaGamma | None = None) -> GammaGamma:
+    """Maximum-likelihood Gamma-Gamma parameters from repeat customers (x > 0, m > 0),
+    searched from ``start`` when given."""
     x, m = np.asarray(x, dtype=float), np.asarray(m, dtype=float)
     keep = (x > 0) & (m > 0)
     x, m = x[keep], m[keep]
@@ -159,7 +174,8 @@ def fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> GammaGamma:
         value = -gamma_gamma_log_likelihood(GammaGamma(*np.exp(log_params)), x, m).sum()
         return value if np.isfinite(value) else 1e300
 
-    return GammaGamma(*map(float, _fit(negative, np.log([1.0, 1.0, max(m.mean(), 1e-3)]))))
+    first = astuple(start) if start else (1.0, 1.0, max(m.mean(), 1e-3))
+    return GammaGamma(*map(float, _fit(negative, np.log(first))))
 
 
 def expected_spend(params: GammaGamma, x, m) -> np.ndarray:

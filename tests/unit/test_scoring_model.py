@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
+import random
 from pathlib import Path
 
 import pytest
 
+from connectors.generator.population import PopulationGenerator
 from streams.scoring import clv
 from streams.scoring.model import (
     PurchaseHistory,
@@ -104,3 +107,39 @@ def test_a_replayed_journey_changes_nothing(history):
 def test_percentiles():
     assert percentile_of([1, 2, 3, 4], 2) == 50.0
     assert percentile_of([], 9) == 50.0
+
+
+@pytest.mark.parametrize(("shuffle_seed", "customers"), [(14, 68), (17, 68), (18, 84), (14, 340)])
+def test_small_early_samples_still_give_finite_scores(shuffle_seed, customers):
+    """The first conversions a live stage sees, in some arrival order. On these samples
+    of the generator's population the unbounded likelihood kept rising towards a
+    limit (parameters near 1e17) and every score's expected value was NaN."""
+    gen = PopulationGenerator(1000, seed=11)
+    gen.generate()
+    conversions = gen.truth.conversions[:]
+    random.Random(shuffle_seed).shuffle(conversions)
+    history = PurchaseHistory()
+    for c in conversions[:customers]:
+        history.apply_journey({
+            "customer_key": c.customer_id, "converted": True, "conversion_id": c.conversion_id,
+            "conversion_time": c.time, "conversion_value": c.value, "currency": "USD",
+            "touchpoints": [{"channel": c.channels[0] if c.channels else "Direct"}],
+        })  # fmt: skip
+    model = fit_scoring_model(history)
+    assert model is not None
+    for first in history.first.values():
+        score = score_new_customer(model, first, None, 1)
+        assert math.isfinite(score["expected_value_365d"]) and score["expected_value_365d"] > 0
+        assert math.isfinite(score["typical_expected_value_365d"])
+
+
+def test_a_refit_from_the_previous_model_finds_the_same_maximum(history):
+    half = PurchaseHistory()
+    for journey in cdnow_journeys(limit_customers=1200):
+        half.apply_journey(journey)
+    previous = fit_scoring_model(half)
+    cold, warm = fit_scoring_model(history), fit_scoring_model(history, previous)
+    assert previous.bgnbd != cold.bgnbd  # a different history: a different start
+    for got, want in ((warm.bgnbd, cold.bgnbd), (warm.gamma_gamma, cold.gamma_gamma)):
+        for name, value in vars(want).items():
+            assert getattr(got, name) == pytest.approx(value, rel=1e-5), name
