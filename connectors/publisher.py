@@ -25,6 +25,7 @@ import orjson
 from confluent_kafka import Producer
 
 from connectors.base import SourceRecord
+from connectors.pii import protect_revision
 from connectors.settings import ConnectorSettings
 from streams import metrics
 from streams.catalog import Catalog, record_key
@@ -110,6 +111,7 @@ class Publisher:
         # The encoder is strict (unknown, missing and mistyped fields raise), so a value
         # already in Avro form skips the slower plain-JSON conversion.
         record = value if typed else from_json(codec.revision.raw, value)
+        protect_revision(codec.revision, record)  # PII at ingestion
         if not record.get("event_id"):  # ids downstream and retry dedupe derive from it
             raise InvalidRecord("missing_id", "the event has no event_id")
         key = record_key(codec.topic, record)

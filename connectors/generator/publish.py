@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from confluent_kafka import Producer
 
 from connectors.generator.population import RawEvent
+from connectors.pii import protect_revision
 from streams.codec import Codec
 from streams.errors import FatalError
 
@@ -15,7 +16,8 @@ from streams.errors import FatalError
 def produce_event(
     event: RawEvent, codec: Codec, producer: Producer, on_delivery, now_received: bool = True
 ) -> None:
-    """Produce one event keyed as its source would key it (no flush).
+    """Produce one event keyed as its source would key it (no flush), with its PII
+    protected as a source protects it (``connectors.pii``; the record changes).
 
     With ``now_received`` its received time is now, as a live source stamps it.
     """
@@ -25,6 +27,7 @@ def produce_event(
         for name in ("received_at", "captured_at"):
             if name in record:
                 record[name] = now
+    protect_revision(codec.for_topic(event.topic).revision, record)
     value = codec.encode(event.topic, record)
     while True:
         try:

@@ -39,6 +39,17 @@ def hash_contact(value: str) -> str:
     return hashlib.sha256(value.strip().lower().encode()).hexdigest()
 
 
+def is_contact_hash(value: str) -> bool:
+    """True for a ``hash_contact`` value (64 lower-case hex digits): sources hash
+    contact data at ingestion, and an address or a number never looks like one."""
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def contact_node(kind: str, value: str) -> str:
+    """The graph node of an email or phone number, hashed here unless it already is."""
+    return node(kind, value if is_contact_hash(value) else hash_contact(value))
+
+
 def node(kind: str, value: str) -> str:
     return f"{kind}:{value}"
 

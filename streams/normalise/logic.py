@@ -26,7 +26,7 @@ from streams.enrich import channels
 from streams.enrich.devices import parse_device
 from streams.enrich.sentiment import sentiment_score
 from streams.errors import InvalidRecord
-from streams.identity.graph import IdentityGraph, hash_contact, key_of, node
+from streams.identity.graph import IdentityGraph, contact_node, key_of, node
 
 CLICKSTREAM = "cust.clickstream.raw.v1"
 MOBILE = "cust.mobile.raw.v1"
@@ -493,9 +493,9 @@ class Normaliser:
             tp["attributes"]["campaign_id"] = record["campaign_id"]
         contact = []
         if record.get("email"):
-            contact.append(node("email_hash", hash_contact(record["email"])))
+            contact.append(contact_node("email_hash", record["email"]))
         if record.get("phone"):
-            contact.append(node("phone_hash", hash_contact(record["phone"])))
+            contact.append(contact_node("phone_hash", record["phone"]))
         ids = ([node("user_id", tp["user_id"])] if tp["user_id"] else []) + contact
         if not ids and record.get("device_token"):
             ids = [node("device_id", record["device_token"])]
@@ -545,5 +545,5 @@ class Normaliser:
         tp["attributes"]["sales_channel"] = sales_channel
         ids = [node("user_id", tp["user_id"])]
         if record.get("email"):
-            ids.append(node("email_hash", hash_contact(record["email"])))
+            ids.append(contact_node("email_hash", record["email"]))
         return Normalised(tp, [ids] if len(ids) > 1 and ids[1] not in self.graph else [])

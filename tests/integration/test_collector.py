@@ -24,6 +24,7 @@ from connectors.sources.http_collector import (
 )
 from connectors.testing import Running, read_topic, wait_for
 from streams.deadletter import dead_letter_topic
+from streams.identity.graph import hash_contact
 from streams.settings import Settings
 
 pytestmark = pytest.mark.broker
@@ -34,6 +35,7 @@ KEYS = {
     "seg-mobile": "mobile",
     "sp-web": "web",
     hash_write_key("hook-social"): "social",
+    hash_write_key("hook-messaging"): "messaging",
 }
 
 
@@ -309,6 +311,37 @@ def test_social_webhook(collector):
     assert wait_for(lambda: len(collector.records("social")) == 1)
     record = collector.records("social")[0]
     assert record.key == "@jo" and record.value["received_at"] is not None
+
+
+def test_contact_data_is_hashed_and_ips_and_undeclared_traits_dropped_at_ingestion(collector):
+    message = {
+        "event_id": "sg-1",
+        "channel": "email",
+        "event_type": "sent",
+        "message_id": "msg-1",
+        "user_id": "cust-1",
+        "email": "Jo@Example.org",
+        "provider": "sendgrid",
+        "occurred_at": "2026-11-04T07:00:00Z",
+    }
+    hook = collector.post("/webhooks/messaging", {"events": [message]}, key="hook-messaging")
+    assert hook.json()["accepted"] == 1
+    identify = {
+        "type": "identify",
+        "messageId": "id-1",
+        "anonymousId": "anon-1",
+        "userId": "cust-1",
+        "timestamp": "2026-11-01T12:00:00.000Z",
+        "traits": {"email": "jo@example.org", "name": "Jo", "city": "Leeds"},
+        "context": {"ip": "203.0.113.9"},
+    }
+    assert collector.post("/v1/batch", {"batch": [identify]}).status_code == 200
+    assert wait_for(lambda: collector.records("messaging") and collector.records("web"))
+    (sent,) = collector.records("messaging")
+    assert sent.value["email"] == hash_contact("jo@example.org")
+    (web,) = collector.records("web")
+    assert web.value["context"]["ip"] is None
+    assert orjson.loads(web.value["traits_json"]) == {"city": "Leeds"}
 
 
 def test_events_without_an_id_are_each_dead_lettered_not_taken_for_duplicates(collector):
