@@ -101,6 +101,26 @@ class MetricsSettings(BaseSettings):
     host: str = "127.0.0.1"  # 0.0.0.0 in containers, where Prometheus scrapes from outside
 
 
+class JourneysSettings(BaseSettings):
+    """How journeys are cut (``JOURNEYBUS__JOURNEYS__*``).
+
+    ``conversion_grace_ms`` is the least processing time a conversion waits for
+    touches that happened before it but arrive after it. The source watermark
+    already holds a conversion while any source is behind; the grace covers a
+    source whose client holds events back (an SDK's batch and retries, a mobile
+    app offline): set it to how late your slowest source delivers.
+    """
+
+    model_config = _section("JOURNEYS")
+
+    lookback_days: int = 30
+    # How late (event time) a source's events may arrive behind its newest one; an
+    # idle source is assumed to send nothing older than now minus this.
+    source_lateness_ms: int = 60_000
+    conversion_grace_ms: int = 200
+    null_path_grace_ms: int = 2_000
+
+
 class Settings(BaseSettings):
     """All journeybus settings; each section reads its own environment variables."""
 
@@ -111,6 +131,7 @@ class Settings(BaseSettings):
     schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    journeys: JourneysSettings = Field(default_factory=JourneysSettings)
 
 
 @lru_cache(maxsize=1)

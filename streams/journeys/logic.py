@@ -259,16 +259,18 @@ class JourneyBuilder:
         A conversion closes once every source has been processed past its event
         time (``source_watermark``), no merged history is awaited and its minimum
         grace is over; or at its deadline (``conversion_max_wait_ms``) whatever
-        the watermark says.
+        the watermark says. Never before an earlier conversion of the customer that
+        is still held: conversions can arrive out of order (from different sources,
+        or after a restart), and a later one would take the earlier one's touches.
         """
-        ready = sorted(
-            (
-                h
-                for h in state["held_conversions"]
-                if self._releasable(h, now_ms, source_watermark, bool(state["awaiting"]))
-            ),
-            key=lambda h: (h["event_time"], h["conversion_id"]),
-        )
+        ready = []
+        awaiting = bool(state["awaiting"])
+        for held in sorted(
+            state["held_conversions"], key=lambda h: (h["event_time"], h["conversion_id"])
+        ):
+            if not self._releasable(held, now_ms, source_watermark, awaiting):
+                break
+            ready.append(held)
         if not ready:
             return []
         done = {h["conversion_id"] for h in ready}

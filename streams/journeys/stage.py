@@ -25,10 +25,11 @@ import orjson
 from confluent_kafka import Message
 
 from streams.codec import Codec
+from streams.erasure.logic import request_keys
 from streams.journeys import watermarks
 from streams.journeys.logic import JourneyBuilder, JourneyConfig, new_state
 from streams.normalise.logic import SOURCE_TOPICS
-from streams.settings import Settings
+from streams.settings import Settings, get_settings
 from streams.stage import BatchContext, Stage, TopicPartitionKey
 from streams.state import PartitionStore
 
@@ -37,6 +38,8 @@ TOUCHPOINTS = "cust.touchpoints.v1"
 JOURNEYS = "cust.journeys.v1"
 WATERMARK = "watermark"
 STATE, HOLD = "c:", "h:"
+HOLD_RECHECK_MS = 200  # how often a conversion the watermark holds is looked at
+EXPIRY_SCAN_MS = 200  # how often a partition's expired paths are looked for
 SOURCES = "w:sources"  # normalise workers' reports of their raw partitions (watermarks.py)
 
 
@@ -50,9 +53,19 @@ class JourneysStage(Stage):
     def __init__(
         self, config: JourneyConfig | None = None, origin_timeout_ms: int = 30_000
     ) -> None:
+        if config is None:
+            conf = get_settings().journeys
+            config = JourneyConfig(
+                lookback_days=conf.lookback_days,
+                conversion_grace_ms=conf.conversion_grace_ms,
+                null_path_grace_ms=conf.null_path_grace_ms,
+            )
         self.builder = JourneyBuilder(config)
         self.origin_timeout_ms = origin_timeout_ms
+        # the lateness normalise workers hold their reports back by (the same setting)
+        self.lateness_ms = get_settings().journeys.source_lateness_ms
         self._watermarks: dict[TopicPartitionKey, int] = {}
+        self._expiry_scanned: dict[TopicPartitionKey, int] = {}  # processing time, ms
         self.source_partitions: set[str] = set()  # every raw partition there is
 
     def attach_side_inputs(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
@@ -179,7 +192,7 @@ class JourneysStage(Stage):
         the normalise workers heard from in the last ``origin_timeout_ms``."""
         reports = store.get(SOURCES) or watermarks.new_reports()
         watermarks.forget_silent(reports, now_ms, self.origin_timeout_ms)
-        return watermarks.source_watermark(reports, self.source_partitions)
+        return watermarks.source_watermark(reports, self.source_partitions, self.lateness_ms)
 
     def tick(self, tp: TopicPartitionKey, store: PartitionStore | None, ctx: BatchContext) -> None:
         """Publish journeys of released conversions and null paths of expired paths."""
@@ -189,7 +202,15 @@ class JourneysStage(Stage):
         for hold_key in store.due_keys(ctx.now_ms, HOLD):
             key = hold_key[len(HOLD) :]
             state = self._load(store, key)
-            for journey in self.builder.release(state, key, ctx.now_ms, source):
+            journeys = self.builder.release(state, key, ctx.now_ms, source)
+            if not journeys:
+                # Still held (the sources' watermark has not passed it): look again in
+                # a moment, not at every batch. Under load every batch loaded and
+                # rewrote each held customer's whole state (a tenth of the stage's CPU).
+                again = max(ctx.now_ms + HOLD_RECHECK_MS, self.builder.release_due(state) or 0)
+                store.put(hold_key, 1, due=again)
+                continue
+            for journey in journeys:
                 ctx.emit(JOURNEYS, key, journey)
             self._save(store, key, state)
         # Paths expire only by the sources' watermark: the partition's own runs
@@ -197,11 +218,20 @@ class JourneysStage(Stage):
         # normalise worker is down or catching up.
         if source is None:
             return
+        # At most every EXPIRY_SCAN_MS per partition: a path past the watermark that
+        # waits (its null-path grace, a held conversion) stays due, and scanning and
+        # rewriting those at every batch was a tenth of the stage's CPU under load.
+        if ctx.now_ms - self._expiry_scanned.get(tp, 0) < EXPIRY_SCAN_MS:
+            return
+        self._expiry_scanned[tp] = ctx.now_ms
         watermark = source
         for state_key in store.due_keys(watermark, STATE):
             key = state_key[len(STATE) :]
             state = self._load(store, key)
+            waiting_since = state.get("expired_at")
             journey = self.builder.expire(state, key, watermark, ctx.now_ms)
             if journey is not None:
                 ctx.emit(JOURNEYS, key, journey)
+            elif state.get("expired_at") == waiting_since:
+                continue  # still waiting, nothing changed: nothing to write
             self._save(store, key, state)

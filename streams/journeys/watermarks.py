@@ -61,12 +61,19 @@ def forget_silent(reports: Reports, now_ms: int, timeout_ms: int) -> None:
         del origins[origin]
 
 
-def source_watermark(reports: Reports, all_partitions: set[str]) -> int | None:
+def source_watermark(
+    reports: Reports, all_partitions: set[str], lateness_ms: int = 0
+) -> int | None:
     """Event time before which every raw source partition has been processed.
 
     ``all_partitions`` are the raw partitions that exist (from topic metadata);
     partitions seen in reports count too. None while any of them is unreported,
-    or reported behind with no progress yet.
+    or reported behind with no progress yet. When every partition is caught up,
+    everything that exists has been processed: the watermark is then the furthest
+    event time reached (progress plus the ``lateness_ms`` the reports hold back),
+    so the newest conversions of a quiet moment close without waiting for more
+    data; the journeys stage's processing-time grace still covers a client that
+    holds events back.
     """
     furthest = reports["progress"]
     by_partition: dict[str, list[list]] = {pid: [] for pid in all_partitions}
@@ -91,4 +98,6 @@ def source_watermark(reports: Reports, all_partitions: set[str]) -> int | None:
         reached += [progress for progress, _ in entries if progress is not None]
     if pending:
         return min(pending)
-    return max(reached, default=None)  # everything caught up: all that exists is processed
+    if not reached:
+        return None
+    return max(reached) + lateness_ms  # everything caught up: all that exists is processed

@@ -77,11 +77,13 @@ class NormaliseStage(Stage):
     def __init__(
         self,
         normaliser: Normaliser | None = None,
-        lateness_ms: int = 60_000,
+        lateness_ms: int | None = None,
         heartbeat_s: float = 1.0,
     ) -> None:
         self.origin = f"normalise-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.lateness_ms = lateness_ms
+        self.lateness_ms = (
+            lateness_ms if lateness_ms is not None else get_settings().journeys.source_lateness_ms
+        )
         self.heartbeat_s = heartbeat_s
         # raw partition -> max event time of its valid records processed so far
         self.progress: dict[TopicPartitionKey, int] = {}

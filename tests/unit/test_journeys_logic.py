@@ -302,3 +302,18 @@ def test_a_replayed_expect_or_transfer_does_not_wait_again():
     b.absorb(c, to_c)  # replayed transfer b -> c, which carried "awaiting a"
     b.expect(c, "b")  # replayed expect
     assert c["awaiting"] == []
+
+
+def test_a_later_conversion_waits_for_an_earlier_one_that_arrived_after_it():
+    b = JourneyBuilder(JourneyConfig(conversion_grace_ms=1000, conversion_max_wait_ms=30_000))
+    state = new_state()
+    b.apply_touchpoint(state, "c", tp("a", 0), now_ms=0)
+    b.apply_touchpoint(state, "c", tp("b", 20, "Email", "message_opened"), now_ms=0)
+    # the second purchase's event arrives first (another source, or a restart)
+    b.apply_touchpoint(state, "c", tp("p2", 30, event_type="purchase", conversion="o2"), now_ms=0)
+    b.apply_touchpoint(state, "c", tp("p1", 10, event_type="purchase", conversion="o1"), now_ms=900)
+    everything = T0 + 60 * MIN
+    assert b.release(state, "c", now_ms=1500, source_watermark=everything) == []
+    first, second = b.release(state, "c", now_ms=1900, source_watermark=everything)
+    assert (first["conversion_id"], first["path"]) == ("o1", "Paid Search")
+    assert (second["conversion_id"], second["path"]) == ("o2", "Email")

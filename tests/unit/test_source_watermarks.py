@@ -127,3 +127,21 @@ def test_a_restarted_worker_with_everything_already_read_releases_the_watermark(
 def test_nothing_known_no_watermark():
     assert source_watermark(new_reports(), set()) is None
     assert source_watermark(new_reports(), ALL) is None
+
+
+def test_when_everything_is_caught_up_the_lateness_is_given_back():
+    reports = new_reports()
+
+    def report(first_caught_up: bool, now_ms: int) -> None:
+        parts = [("t", 0, 500, first_caught_up), ("t", 1, 900, True)]
+        record_report(
+            reports,
+            "w1",
+            [{"topic": t, "partition": p, "progress": g, "caught_up": c} for t, p, g, c in parts],
+            now_ms=now_ms,
+        )
+
+    report(first_caught_up=True, now_ms=0)
+    assert source_watermark(reports, {"t/0", "t/1"}, lateness_ms=60) == 960
+    report(first_caught_up=False, now_ms=1)
+    assert source_watermark(reports, {"t/0", "t/1"}, lateness_ms=60) == 500  # one is behind
