@@ -29,10 +29,11 @@ Idempotent: a touchpoint already applied (by id) changes nothing.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import Any
 
-from scipy import stats
+from scipy import special
 
 RESPONSE_WINDOW_MS = 72 * 3_600_000
 MIN_SENT = 3
@@ -152,14 +153,14 @@ def responsiveness(profile: dict) -> list[dict[str, Any]]:
             ):
                 responded.append(max(opened or sent, sent))
         n, k = len(sent_at), len(responded)
-        posterior = stats.beta(1 + k, 1 + n - k)
+        rate, low, high = beta_posterior(n, k)
         rows[channel] = {
             "channel": channel,
             "sent": n,
             "responses": k,
-            "response_rate": float(posterior.mean()),
-            "ci_low": float(posterior.ppf(0.05)),
-            "ci_high": float(posterior.ppf(0.95)),
+            "response_rate": rate,
+            "ci_low": low,
+            "ci_high": high,
             "last_response_at": max(responded) if responded else None,
             "recommendation": "keep",
         }
@@ -170,6 +171,16 @@ def responsiveness(profile: dict) -> list[dict[str, Any]]:
         elif row["sent"] >= MIN_SENT and row["ci_high"] < REDUCE_BELOW:
             row["recommendation"] = "reduce"
     return list(rows.values())
+
+
+@functools.lru_cache(maxsize=4096)
+def beta_posterior(sent: int, responses: int) -> tuple[float, float, float]:
+    """Mean and 90% interval of the response rate's Beta(1 + k, 1 + n - k) posterior
+    (uniform prior). Cached, and through scipy.special: a frozen scipy.stats
+    distribution costs about 0.3 ms to build, 40% of the stage's CPU per profile."""
+    a, b = 1 + responses, 1 + sent - responses
+    low, high = special.betaincinv(a, b, [0.05, 0.95])
+    return a / (a + b), float(low), float(high)
 
 
 def profile_record(key: str, profile: dict) -> dict[str, Any]:
