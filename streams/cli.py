@@ -476,6 +476,38 @@ def dlq_replay(topic: str | None, reason: str | None, dry_run: bool) -> None:
         click.echo(f"  not replayable {count:>6}  {source}  ({why})")
 
 
+# -- privacy -----------------------------------------------------------------------------
+@main.command()
+@click.argument("customer_key")
+@click.option(
+    "--opt-out",
+    is_flag=True,
+    help="The customer also opted out: suppress their later events too.",
+)
+@click.option("--reason", default=None, help="For the audit trail, e.g. a ticket number.")
+def forget(customer_key: str, opt_out: bool, reason: str | None) -> None:
+    """Forget a customer (right to be forgotten): every stage drops their state and the
+    sink deletes their rows from every table (see streams/erasure)."""
+    from streams.codec import make_codec
+    from streams.erasure.requests import forget as publish_forget
+
+    settings = get_settings()
+    request = publish_forget(
+        settings,
+        resolve_bootstrap(settings),
+        make_codec(settings),
+        customer_key,
+        opt_out=opt_out,
+        reason=reason,
+    )
+    kinds = sorted({i["kind"] for i in request["identifiers"]})
+    click.echo(
+        f"published erasure request {request['request_id']}: "
+        f"{len(request['identifiers'])} identifiers ({', '.join(kinds)})"
+        + (", later events suppressed" if opt_out else "")
+    )
+
+
 # -- analytics ---------------------------------------------------------------------------
 @main.group()
 def attribution() -> None:

@@ -14,6 +14,12 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60
 EVENTS_IN = Counter(
     "journeybus_events_in_total", "Records consumed by a stage.", ["stage", "topic"]
 )
+EVENTS_SUPPRESSED = Counter(
+    "journeybus_events_suppressed_total",
+    "Records not processed on purpose: data of a forgotten customer (reason erased), "
+    "received before the erasure or after an opt-out.",
+    ["stage", "reason"],
+)
 EVENTS_OUT = Counter(
     "journeybus_events_out_total", "Records produced by a stage.", ["stage", "topic"]
 )

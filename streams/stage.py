@@ -39,6 +39,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 from streams import metrics
 from streams.codec import Codec
 from streams.deadletter import DeadLetterPolicy, dead_letter_for_message, dead_letter_topic
+from streams.erasure.logic import ERASURE_TOPIC, ErasureList
 from streams.errors import FatalError, InvalidRecord
 from streams.kafka import make_consumer, make_producer, observe_lag, partition_stats
 from streams.settings import Settings
@@ -47,6 +48,7 @@ from streams.state import PartitionStore
 log = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
+ERASURES_APPLIED = "erasures_applied"  # store meta: how many erasure requests it applied
 
 
 @dataclass
@@ -104,12 +106,42 @@ class Stage:
         """Called after each batch of a partition and when idle (timers, expiry)."""
 
     side_inputs: list[Any] = []  # ``SideInput``s, set by ``attach_side_inputs``
+    erasure_input: Any = None  # the ``cust.erasure.v1`` side input, set by ``attach_erasures``
+    _erasures: ErasureList | None = None
 
-    def attach_side_inputs(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
-        """Open the stage's side inputs (global lookup topics); default: none."""
+    @property
+    def erasures(self) -> ErasureList:
+        """Every erasure request read so far (empty until ``attach_erasures``)."""
+        if self._erasures is None:
+            self._erasures = ErasureList()
+        return self._erasures
+
+    def attach_erasures(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
+        """Read every erasure request, before the other side inputs are restored, and
+        keep reading them before each batch; ``on_erasure`` runs for each new one."""
+        from streams.sideinput import SideInput
+
+        self.erasures.on_request.append(self.on_erasure)
+        self.erasure_input = SideInput(ERASURE_TOPIC, self.erasures.add, codec, settings, bootstrap)
+        self.erasure_input.catch_up()
+
+    def on_erasure(self, request: dict[str, Any]) -> None:
+        """Drop what this process holds in memory about a forgotten customer; default:
+        nothing. (State in partition stores goes through ``forget``.)"""
+
+    def forget(self, store: PartitionStore, request: dict[str, Any]) -> None:
+        """Delete a forgotten customer's state from one partition's store (a stateful
+        stage); the runner calls it once per request and store, committed with it."""
+
+    def erasure_subject(self, record: dict[str, Any]) -> tuple[str | None, int | None] | None:
+        """(customer key, received time in ms) of an input record, for the runner to
+        skip records of forgotten customers; None: the record names no customer."""
+        return None
 
     def poll_side_inputs(self) -> None:
         """Refresh the side inputs before a batch (override to act on what changed)."""
+        if self.erasure_input is not None:
+            self.erasure_input.poll()
         for side in self.side_inputs:
             side.poll()
 
@@ -128,6 +160,9 @@ class Stage:
         for side in self.side_inputs:
             side.close()
         self.side_inputs = []
+        if self.erasure_input is not None:
+            self.erasure_input.close()
+            self.erasure_input = None
 
 
 class StageRunner:
@@ -240,6 +275,7 @@ class StageRunner:
         started = time.perf_counter()
         ctx = self._context()
         next_offsets: dict[TopicPartitionKey, int] = {}
+        erased = False
         if batch:
             by_partition: dict[TopicPartitionKey, list[Message]] = defaultdict(list)
             for msg in batch:
@@ -251,16 +287,19 @@ class StageRunner:
                 store = self.stores.get(tp) if self.stage.stateful else None
                 if self.stage.stateful and store is None:
                     continue  # revoked while consuming; the new owner replays it
-                items = self._decode(tp[0], msgs, ctx)
+                if store is not None:
+                    self._apply_erasures(store)
+                items = self._without_erased(self._decode(tp[0], msgs, ctx), ctx)
                 self.stage.process(tp, items, store, ctx)
                 self.stage.tick(tp, store, ctx)
                 next_offsets[tp] = msgs[-1].offset() + 1
         elif self.stores and time.monotonic() - self._last_tick > 1.0:
             self._last_tick = time.monotonic()
             for tp, store in list(self.stores.items()):
+                erased |= self._apply_erasures(store)
                 self.stage.tick(tp, store, ctx)
         self.stage.after_batch(ctx, self.assignment, self.caught_up)
-        if batch or ctx.outputs:
+        if batch or ctx.outputs or erased:
             self._produce_and_commit(ctx, next_offsets)
         if batch:
             metrics.BATCH_SIZE.labels(self.stage.name).observe(len(batch))
@@ -309,6 +348,39 @@ class StageRunner:
             if queued == 0 and high >= 0 and next_offset >= high:
                 done.add(key)
         return done
+
+    def _apply_erasures(self, store: PartitionStore) -> bool:
+        """Apply the erasure requests this partition's store has not applied yet
+        (committed with the store); True if there were any."""
+        erasures = self.stage.erasures
+        if not len(erasures):  # the common case: no store read on the hot path
+            return False
+        applied = store.meta(ERASURES_APPLIED)
+        if applied >= len(erasures):
+            return False
+        for request in erasures.since(applied):
+            self.stage.forget(store, request)
+        store.set_meta(ERASURES_APPLIED, len(erasures))
+        return True
+
+    def _without_erased(
+        self, items: list[tuple[Message, dict[str, Any]]], ctx: BatchContext
+    ) -> list[tuple[Message, dict[str, Any]]]:
+        """Skip (and count) input of forgotten customers received before their erasure,
+        or at any time if they opted out."""
+        erasures = self.stage.erasures
+        if not erasures.keys:
+            return items
+        kept = []
+        subject = self.stage.erasure_subject
+        for msg, record in items:
+            named = subject(record)
+            if named is not None and erasures.hides(*named):
+                metrics.EVENTS_SUPPRESSED.labels(self.stage.name, "erased").inc()
+                ctx.ok()
+            else:
+                kept.append((msg, record))
+        return kept
 
     def _context(self) -> BatchContext:
         return BatchContext(self.stage.name, self.policy, int(time.time() * 1000))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from streams.attribution.stage import AttributionStage
 from streams.broker import resolve_bootstrap
@@ -29,13 +30,18 @@ STAGES = {
 
 
 def build_runners(names: list[str], settings: Settings, bootstrap: str) -> list[StageRunner]:
+    """The named stages, each with its erasure requests and side inputs read (the stages
+    in parallel: each read waits for its topic to go quiet)."""
     codec = make_codec(settings)
-    runners = []
-    for name in names:
-        stage: Stage = STAGES[name]()
+    stages: list[Stage] = [STAGES[name]() for name in names]
+
+    def attach(stage: Stage) -> None:
+        stage.attach_erasures(codec, settings, bootstrap)  # first: side inputs filter by it
         stage.attach_side_inputs(codec, settings, bootstrap)
-        runners.append(StageRunner(stage, settings, bootstrap, codec))
-    return runners
+
+    with ThreadPoolExecutor(max_workers=max(1, len(stages))) as pool:
+        list(pool.map(attach, stages))
+    return [StageRunner(stage, settings, bootstrap, codec) for stage in stages]
 
 
 def stop_on_signals() -> threading.Event:

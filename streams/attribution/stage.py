@@ -74,6 +74,11 @@ class AttributionStage(Stage):
     def attach_side_inputs(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
         self.side_inputs = [SideInput(JOURNEYS, self.paths.apply, codec, settings, bootstrap)]
 
+    def erasure_subject(self, record: dict[str, Any]) -> tuple[str | None, int | None] | None:
+        # The Markov model keeps every journey's channel path by journey id: counts
+        # of anonymous paths, no identifier, so a forgotten customer's paths stay.
+        return record["customer_key"], record["emitted_at"]
+
     def poll_side_inputs(self) -> None:
         super().poll_side_inputs()
         now = time.monotonic()

@@ -59,6 +59,15 @@ def key_of(node_id: str) -> str:
     return KEY_PREFIX[kind] + value
 
 
+def nodes_for_key(key: str) -> list[str]:
+    """The identifiers a customer key can stand for (``email:<h>`` → ``email_hash:<h>``;
+    a bare key may be a user id, an anonymous id or a device id)."""
+    for kind, prefix in KEY_PREFIX.items():
+        if prefix and key.startswith(prefix):
+            return [node(kind, key[len(prefix) :])]
+    return [node(kind, key) for kind, prefix in KEY_PREFIX.items() if not prefix]
+
+
 def _rank(node_id: str) -> tuple[int, str]:
     kind, _, value = node_id.partition(":")
     return KIND_RANK[kind], value
@@ -100,6 +109,26 @@ class IdentityGraph:
 
     def root(self, node_id: str) -> str | None:
         return self._find(node_id) if node_id in self._parent else None
+
+    def group(self, node_id: str) -> list[str]:
+        """Every identifier in ``node_id``'s group (none if unknown); scans the graph."""
+        root = self.root(node_id)
+        if root is None:
+            return []
+        return sorted(n for n in list(self._parent) if self._find(n) == root)
+
+    def forget(self, nodes: Iterable[str]) -> list[str]:
+        """Remove the groups of ``nodes`` (erasure); returns the identifiers removed.
+
+        Scans the graph once: erasures are rare next to links.
+        """
+        roots = {r for r in (self.root(n) for n in nodes) if r is not None}
+        if not roots:
+            return []
+        removed = sorted(n for n in list(self._parent) if self._find(n) in roots)
+        for n in removed:
+            del self._parent[n]
+        return removed
 
     def customer_key(self, node_id: str) -> str | None:
         """Customer key of the group ``node_id`` belongs to, or None if unknown."""

@@ -81,6 +81,21 @@ class JourneysStage(Stage):
             for partition in meta.topics[topic].partitions
         }
 
+    def erasure_subject(self, record: dict[str, Any]) -> tuple[str | None, int | None] | None:
+        kind = record["kind"]
+        if kind == "watermark":
+            return None
+        if kind == "touchpoint":
+            return record["customer_key"], record["touchpoint"]["received_time"]
+        return record["customer_key"], record["emitted_at"]  # merges and transfers
+
+    def forget(self, store: PartitionStore, request: dict[str, Any]) -> None:
+        """Drop the journey state (touches, sessions, held conversions) of every key of
+        the forgotten customer, merged keys included."""
+        for key in request_keys(request):
+            store.delete(STATE + key)
+            store.delete(HOLD + key)
+
     def _load(self, store: PartitionStore, key: str) -> dict[str, Any]:
         return store.get(STATE + key) or new_state()
 

@@ -17,9 +17,15 @@ for it before it closes a conversion or a null path, so activity still in
 flight on a slower source, or on a partition that just changed hands, is not
 missed.
 
+Erasure: a forgotten customer's identity group leaves the graph, and their
+events (and identity evidence) received before the request, or at any time
+after an opt-out, are suppressed: counted in
+``journeybus_events_suppressed_total``, never published.
+
 Stateless apart from its side inputs (identity graph, catalogue): offsets are
 the consumer group's, committed after the broker acknowledged the outputs.
-Guarantee: every raw event becomes exactly one touchpoint id or one dead letter.
+Guarantee: every raw event becomes exactly one touchpoint id or one dead letter,
+or is suppressed as a forgotten customer's.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from streams import metrics
 from streams.codec import Codec
+from streams.erasure.logic import request_nodes
 from streams.errors import InvalidRecord
-from streams.identity.graph import IdentityGraph, key_of, node
+from streams.identity.graph import IdentityGraph, key_of, node, nodes_for_key
 from streams.normalise.logic import SOURCE_TOPICS, Normaliser
-from streams.settings import Settings
+from streams.settings import Settings, get_settings
 from streams.sideinput import SideInput
 from streams.stage import BatchContext, Stage, TopicPartitionKey
 
@@ -119,7 +127,28 @@ class NormaliseStage(Stage):
         self.stitched_partitions = len(meta.topics[STITCHED].partitions)
 
     def _apply_identity(self, record: dict[str, Any]) -> None:
-        self._link(identity_nodes(record), always=False)
+        nodes = identity_nodes(record)
+        if self.erasures.keys:  # evidence about a forgotten customer is not relearned
+            received = record["received_at"]
+            nodes = [n for n in nodes if not self.erasures.hides(key_of(n), received)]
+        self._link(nodes, always=False)
+
+    def on_erasure(self, request: dict[str, Any]) -> None:
+        """Forget the customer's identity group: the identifiers named in the request,
+        and whatever this worker's graph has linked to them since."""
+        self.graph.forget(request_nodes(request) + nodes_for_key(request["customer_key"]))
+
+    def _suppressed(self, touchpoint: dict[str, Any], identity: list[list[str]]) -> bool:
+        """True for an event of a forgotten customer received before the erasure (a
+        replay) or after an opt-out; the identity evidence it taught the graph is
+        forgotten again and its merges are not sent."""
+        keys = [touchpoint[f] for f in ("customer_key", "anonymous_id", "user_id", "device_id")]
+        keys += [key_of(n) for group in identity for n in group]
+        if not self.erasures.hides_any(keys, touchpoint["received_time"]):
+            return False
+        self.graph.forget([n for group in identity for n in group])
+        self._pending_merges.clear()
+        return True
 
     def _link(self, nodes: list[str], always: bool = True) -> bool:
         """Link nodes in the graph; remember the customer-key merges this evidence implies.
@@ -158,6 +187,10 @@ class NormaliseStage(Stage):
                 ctx.dead_letter(msg, exc, event_id=record.get("event_id"))
                 continue
             touchpoint = result.touchpoint
+            if self.erasures.keys and self._suppressed(touchpoint, result.identity):
+                metrics.EVENTS_SUPPRESSED.labels(self.name, "erased").inc()
+                ctx.ok()
+                continue
             # Merges first: the new key must expect the old key's history before
             # it sees any touchpoint keyed by it.
             self._flush_merges(ctx)

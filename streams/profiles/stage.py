@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import Message
 
 from streams.codec import Codec
+from streams.erasure.logic import request_keys
 from streams.profiles.logic import apply_score, apply_touchpoint, new_profile, profile_record
 from streams.settings import Settings
 from streams.sideinput import SideInput
@@ -43,8 +44,22 @@ class ProfilesStage(Stage):
     def attach_side_inputs(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
         self.side_inputs = [SideInput(SCORES, self._take_score, codec, settings, bootstrap)]
 
+    def erasure_subject(self, record: dict[str, Any]) -> tuple[str | None, int | None] | None:
+        return record["customer_key"], record["received_time"]
+
+    def forget(self, store: PartitionStore, request: dict[str, Any]) -> None:
+        for key in request_keys(request):
+            store.delete(PROFILE + key)
+
+    def on_erasure(self, request: dict[str, Any]) -> None:
+        for key in request_keys(request):
+            self.scores.pop(key, None)
+            self.pending_scores.discard(key)
+
     def _take_score(self, score: dict[str, Any]) -> None:
         key = score["customer_key"]
+        if self.erasures.hides(key, score["scored_at"]):
+            return
         if self.scores.get(key, {}).get("score_id") != score["score_id"]:
             self.scores[key] = score
             self.pending_scores.add(key)

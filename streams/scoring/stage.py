@@ -24,6 +24,7 @@ from typing import Any
 from confluent_kafka import Message
 
 from streams.codec import Codec
+from streams.erasure.logic import request_keys
 from streams.scoring.model import (
     FirstPurchase,
     PurchaseHistory,
@@ -66,9 +67,30 @@ class ScoringStage(Stage):
 
     def attach_side_inputs(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
         self.side_inputs = [
-            SideInput(JOURNEYS, self.history.apply_journey, codec, settings, bootstrap),
-            SideInput(TOUCHPOINTS, self.history.apply_touchpoint, codec, settings, bootstrap),
+            SideInput(JOURNEYS, self._apply_journey, codec, settings, bootstrap),
+            SideInput(TOUCHPOINTS, self._apply_touchpoint, codec, settings, bootstrap),
         ]
+
+    def _apply_journey(self, journey: dict[str, Any]) -> None:
+        if not self.erasures.hides(journey["customer_key"], journey["emitted_at"]):
+            self.history.apply_journey(journey)
+
+    def _apply_touchpoint(self, touchpoint: dict[str, Any]) -> None:
+        if not self.erasures.hides(touchpoint["customer_key"], touchpoint["received_time"]):
+            self.history.apply_touchpoint(touchpoint)
+
+    def erasure_subject(self, record: dict[str, Any]) -> tuple[str | None, int | None] | None:
+        return record["customer_key"], record["emitted_at"]
+
+    def forget(self, store: PartitionStore, request: dict[str, Any]) -> None:
+        for key in request_keys(request):
+            store.delete(SCORED + key)
+            store.delete(HOLD + key)
+
+    def on_erasure(self, request: dict[str, Any]) -> None:
+        """The forgotten customer's purchases leave the model's training data (the next
+        fit no longer sees them)."""
+        self.history.forget(request_keys(request))
 
     def poll_side_inputs(self) -> None:
         super().poll_side_inputs()
@@ -76,7 +98,7 @@ class ScoringStage(Stage):
         if self.history.changed and now - self._fitted_at >= self.fit_interval_s:
             self.history.changed = False
             self._fitted_at = now
-            self.model = fit_scoring_model(self.history) or self.model
+            self.model = fit_scoring_model(self.history, self.model) or self.model
 
     def process(
         self,

@@ -102,6 +102,20 @@ def test_contact_fields_are_tagged_as_direct_pii(catalog):
                 assert fld.get("pii") == "direct", f"{revisions[-1].name}: {path}"
 
 
+def test_derived_topics_carry_no_direct_pii(catalog):
+    """Normalise hashes contact data and drops IPs and free text: what stages derive
+    holds pseudonymous ids at most."""
+    derived = [
+        t for t in catalog.topics.values() if any(p.startswith("streams.") for p in t.producers)
+    ]
+    assert {"cust.touchpoints.v1", "cust.journeys.v1", "cust.profiles.v1"} <= {
+        t.name for t in derived
+    }
+    for spec in derived:
+        for path, fld in walk_fields(catalog.latest(spec.schema).raw):
+            assert fld.get("pii") != "direct", f"{spec.name}: {path}"
+
+
 def test_every_topic_has_at_least_two_examples(catalog):
     for name in DESIGN_TOPICS:
         assert len(catalog.examples(name)) >= 2, name

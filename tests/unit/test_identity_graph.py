@@ -55,3 +55,36 @@ def test_empty_identifiers_are_ignored():
 def test_contacts_are_hashed_normalised():
     assert hash_contact(" Jo@Example.org ") == hash_contact("jo@example.org")
     assert len(hash_contact("x")) == 64
+
+
+def test_forget_removes_the_whole_group_and_nothing_else():
+    g = IdentityGraph()
+    g.link([node("anonymous_id", "a1"), node("user_id", "c1")])
+    g.link([node("email_hash", "h1"), node("user_id", "c1")])
+    g.link([node("anonymous_id", "a2"), node("user_id", "c2")])
+    assert g.group(node("anonymous_id", "a1")) == [
+        node("anonymous_id", "a1"),
+        node("email_hash", "h1"),
+        node("user_id", "c1"),
+    ]
+    removed = g.forget([node("email_hash", "h1")])
+    assert removed == [node("anonymous_id", "a1"), node("email_hash", "h1"), node("user_id", "c1")]
+    assert g.customer_key(node("anonymous_id", "a1")) is None
+    assert g.customer_key(node("user_id", "c1")) is None
+    assert g.customer_key(node("anonymous_id", "a2")) == "c2"
+    assert g.forget([node("user_id", "unknown")]) == []
+    # new evidence after an erasure starts a new group
+    g.link([node("anonymous_id", "a1")])
+    assert g.customer_key(node("anonymous_id", "a1")) == "a1"
+
+
+def test_nodes_for_key_reads_the_key_prefix():
+    from streams.identity.graph import nodes_for_key
+
+    assert nodes_for_key("email:h1") == [node("email_hash", "h1")]
+    assert nodes_for_key("handle:@x") == [node("social_handle", "@x")]
+    assert set(nodes_for_key("c1")) == {
+        node("user_id", "c1"),
+        node("anonymous_id", "c1"),
+        node("device_id", "c1"),
+    }

@@ -16,6 +16,11 @@ from connectors.sinks.duckdb.ddl import Column, array_item_schema, record_column
 from streams.catalog import Catalog
 
 INGESTED_AT = Column("_ingested_at", "TIMESTAMP", "When the sink committed this row, UTC.")
+PRODUCED_AT = Column(
+    "_produced_at",
+    "TIMESTAMP",
+    "When the record of this row was produced (its Kafka timestamp), UTC; erasure uses it.",
+)
 POSITION = Column("position", "INTEGER", "Position in the array, from 0.")
 
 
