@@ -1,18 +1,24 @@
 """Crash harness: the pipeline as processes, SIGKILLed at random while data flows.
 
-A controller kills a random component (the normalise, journeys, attribution,
-scoring and profiles workers, or the DuckDB sink) with SIGKILL at random
-moments while a generated population is published to the raw topics in event
-time order, restarts it at once, and finally compares the DuckDB tables with
-the generator's ground truth. (The PostgreSQL fulfilment source has its own
-kill test, ``test_postgres_source_kill.py``.)
+A controller kills a random component (the HTTP collector, the PostgreSQL
+fulfilment source, the normalise, journeys, attribution, scoring and profiles
+workers, or the DuckDB sink) with SIGKILL at random moments and restarts it at
+once, while data flows in the way it does in production:
 
-Not here yet: sending through the HTTP collector, and killing it. Tried: nothing
-was lost or doubled, but a client that batches web events and retries with
-backoff holds them back behind order events already on the bus; idle-partition
-watermarks then close some conversions before their last touch arrives (85 of
-1,390 paths a touch short in a long run with 5 collector kills, 3 without
-kills). That needs a lateness bound per source first.
+- a generated population, in event-time order, sent as its sources would: web
+  and app events as Segment batches and messaging/social events as webhooks
+  through the collector (a client that retries like an SDK), the order
+  system's events straight to the fulfilment topic;
+- then orders written to the order-management database in waves (event time:
+  now), captured by the PostgreSQL source.
+
+Finally it compares the DuckDB tables with the ground truth: the generator's,
+and the events the database writes imply.
+
+A client that batches and retries holds web events back behind order events
+already on the bus (for the length of a collector restart); the journeys
+stage's ``conversion_grace_ms`` is set to cover that, as it would be set in
+production to the slowest source's delivery delay.
 """
 
 from __future__ import annotations
@@ -24,22 +30,33 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import psycopg
 
+from connectors.generator.oms import SampleOrders, write_sample_orders
 from connectors.generator.population import GroundTruth, PopulationGenerator
-from connectors.generator.publish import publish_events
+from connectors.generator.via_collector import publish_via_collector
+from connectors.sources.postgres_fulfillment import FulfillmentSettings, install_schema
 from streams.broker import EmbeddedBroker
 from streams.catalog import default_catalog
 from streams.codec import make_codec
+from streams.demo import free_port, wait_for_collector
 from streams.kafka import make_producer
 from streams.settings import Settings
 from streams.topics import admin_client, create_topics
 from tests.polling import wait_until
 
+DSN = FulfillmentSettings().dsn.get_secret_value()
+# a collector restart plus the client's backoff, in processing time
+CONVERSION_GRACE_MS = 15_000
+
 COMPONENTS = {
+    "collector": ["collect"],
+    "fulfilment": ["connector", "run", "postgres-fulfillment"],
     "normalise": ["worker", "--stage", "normalise"],
     "journeys": ["worker", "--stage", "journeys"],
     "attribution": ["worker", "--stage", "attribution"],
@@ -62,15 +79,23 @@ class CrashRun:
     killed: list[str] = field(default_factory=list)
     truth: GroundTruth | None = None
     keep_broker: bool = False  # for debugging: inspect the topics after the run
+    oms_waves: int = 8  # waves of orders written to the database (20 orders each)
+    oms: SampleOrders = field(default_factory=SampleOrders)
+    collector_port: int = field(default_factory=free_port)
+    oms_schema: str = field(default_factory=lambda: f"crash_{uuid.uuid4().hex[:8]}")
 
     def _env(self) -> dict[str, str]:
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
             "JOURNEYBUS__RUNTIME_DIR": str(self.root / "rt"),
+            "JOURNEYBUS__JOURNEYS__CONVERSION_GRACE_MS": str(CONVERSION_GRACE_MS),
             "CONNECTORS__DUCKDB__DATABASE": str(self.root / "sink.duckdb"),
             "CONNECTORS__DUCKDB__SNAPSHOT": str(self.root / "read.duckdb"),
             "CONNECTORS__DUCKDB__SNAPSHOT_INTERVAL_S": "0.5",
+            "CONNECTORS__HTTP_COLLECTOR__PORT": str(self.collector_port),
+            "CONNECTORS__POSTGRES_FULFILLMENT__SCHEMA_NAME": self.oms_schema,
+            "CONNECTORS__POSTGRES_FULFILLMENT__POLL_INTERVAL_S": "0.1",
         }
         env.pop("JOURNEYBUS__METRICS__PORT", None)
         return env
@@ -94,6 +119,8 @@ class CrashRun:
                 admin_client({"bootstrap.servers": self.broker.bootstrap}),
                 default_catalog().topics.values(),
             )
+            with psycopg.connect(DSN, autocommit=True) as conn:
+                install_schema(conn, self.oms_schema)
             for name in COMPONENTS:
                 self._start(name)
             gen = PopulationGenerator(self.customers, seed=self.seed)
@@ -105,10 +132,16 @@ class CrashRun:
             settings = Settings(runtime_dir=self.root / "rt")
             codec = make_codec(settings)
             producer = make_producer(settings, self.broker.bootstrap)
+            url = f"http://127.0.0.1:{self.collector_port}"
+            wait_for_collector(url)
             size = -(-len(events) // self.chunks)
             for i in range(0, len(events), size):
-                publish_events(events[i : i + size], codec, producer)
+                publish_via_collector(events[i : i + size], url, codec, producer)
                 time.sleep(rng.uniform(*self.interval_s))
+            # today's orders after the history: their event times are now, while the
+            # population's lie in the past (a paused backfill next to live data would
+            # let the live sources' event time expire the backfill's open paths)
+            self._write_orders(rng.random())
             while len(self.killed) < self.kills:
                 time.sleep(0.2)
             done.set()
@@ -120,11 +153,25 @@ class CrashRun:
             self._stop_all()
             if not self.keep_broker:
                 self.broker.stop()
+                with psycopg.connect(DSN, autocommit=True) as conn:
+                    conn.execute(f"DROP SCHEMA IF EXISTS {self.oms_schema} CASCADE")
+
+    def _write_orders(self, seed: float) -> None:
+        """Orders in waves, as the shop's back office writes them, while data flows."""
+        for wave in range(self.oms_waves):
+            part = write_sample_orders(
+                DSN, self.oms_schema, 20, seed=int(seed * 1000) + wave, first=wave * 20
+            )
+            self.oms.events.update(part.events)
+            time.sleep(0.5)
 
     def _kill_loop(self, rng: random.Random, done: threading.Event) -> None:
+        order: list[str] = []
         while not done.is_set() and len(self.killed) < self.kills:
             time.sleep(rng.uniform(*self.interval_s))
-            name = rng.choice(list(COMPONENTS))
+            if not order:  # every component once, in a random order, then again
+                order = rng.sample(list(COMPONENTS), len(COMPONENTS))
+            name = order.pop()
             proc = self.procs[name]
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -150,6 +197,14 @@ class CrashRun:
         except duckdb.Error:
             return []
 
+    def _oms_orders(self) -> list[tuple[str, str, float]]:
+        """(customer, order id, total) of every order written to the database, in order."""
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            return conn.execute(
+                f"SELECT customer_id, order_id, order_total::float8 FROM {self.oms_schema}.orders "
+                "ORDER BY order_id"
+            ).fetchall()
+
     def _first_orders(self) -> dict[str, str]:
         """customer -> the conversion id of their first purchase (what scoring scores)."""
         first: dict[str, tuple[int, str]] = {}
@@ -157,13 +212,16 @@ class CrashRun:
             first[c.customer_id] = min(
                 first.get(c.customer_id, (c.time, c.conversion_id)), (c.time, c.conversion_id)
             )
+        for customer, order, _ in self._oms_orders():  # written (and captured) in order
+            first.setdefault(customer, (0, order))
         return {customer: order for customer, (_, order) in first.items()}
 
     def _expected(self) -> tuple[int, ...]:
         truth = self.truth
-        n = len(truth.conversions)
+        n = len(truth.conversions) + len(self._oms_orders())
         customers = len(self._first_orders())
-        return (sum(truth.events.values()), sum(truth.invalid.values()), n, n, customers, customers)
+        valid = sum(truth.events.values()) + len(self.oms.events)
+        return (valid, sum(truth.invalid.values()), n, n, customers, customers)
 
     def _counts(self) -> tuple:
         rows = self.query("""SELECT (SELECT count(*) FROM touchpoints),
@@ -194,12 +252,20 @@ class CrashRun:
         credits = self.query("""SELECT model, sum(credit), sum(value_credit),
                                        count(DISTINCT conversion_id)
                                 FROM attribution_credits GROUP BY model""")
-        value = sum(c.value for c in truth.conversions)
+        oms_orders = self._oms_orders()
+        value = sum(c.value for c in truth.conversions) + sum(t for _, _, t in oms_orders)
         first = self._first_orders()
         scored = self.query("SELECT customer_key, first_order_id FROM customer_scores")
         lifetime: dict[str, float] = {}
         for c in truth.conversions:
             lifetime[c.customer_id] = lifetime.get(c.customer_id, 0.0) + c.value
+        for customer, _, total in oms_orders:
+            lifetime[customer] = lifetime.get(customer, 0.0) + total
+        oms_ids = sorted(self.oms.events)
+        oms_rows, oms_distinct = self.query(
+            "SELECT count(*), count(DISTINCT source_event_id) FROM touchpoints "
+            f"WHERE source_event_id IN (SELECT unnest({oms_ids!r}))"
+        )[0]
         ltv = dict(
             self.query(
                 "SELECT customer_key, CAST(attr.value AS DOUBLE) FROM customer_profiles p, "
@@ -211,6 +277,10 @@ class CrashRun:
             "killed": dict(sorted({n: self.killed.count(n) for n in set(self.killed)}.items())),
             "events": valid + invalid,
             "valid": valid,
+            "database_events": len(oms_ids),
+            "database_events_lost": len(oms_ids) - oms_distinct,
+            "database_events_duplicated": oms_rows - oms_distinct,
+            "orders": len(oms_orders),
             "touchpoints": tp_rows,
             "lost": valid - tp_distinct,
             "duplicated": tp_rows - tp_distinct,

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tests.crash.harness import CrashRun
+from tests.crash.harness import COMPONENTS, CrashRun
 
 
 @pytest.mark.timeout(3000)
@@ -18,6 +18,10 @@ def test_random_kills_lose_and_double_nothing(tmp_path):
     assert figures["kills"] >= kills
     assert figures["lost"] == 0 and figures["duplicated"] == 0
     assert figures["touchpoints"] == figures["valid"]
+    # the order-management database's events, captured by the killed PostgreSQL source
+    assert figures["database_events"] > 0 and figures["orders"] > 0
+    assert figures["database_events_lost"] == 0 and figures["database_events_duplicated"] == 0
+    assert set(figures["killed"]) == set(COMPONENTS), figures["killed"]  # each at least once
     assert figures["dead_letters"] == figures["invalid"]
     assert figures["journeys"] == figures["conversions"]
     # every conversion's path is the true one, crashes or not (a replayed identity
