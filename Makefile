@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test test-fast lint format clean broker bench crash fuzz
+.PHONY: help install demo test test-fast lint format clean broker bench bench-profile bench-e2e bench-guard soak crash fuzz
 
 help:
 	@echo "make demo   - set up and run the whole pipeline on the embedded broker with demo data"
@@ -47,7 +47,24 @@ fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz JOURNEYBUS_FUZZ_EXAMPLES=50000 $(BIN)/pytest -q -s tests/fuzz/test_collector.py
 
 bench: $(STAMP)
+	$(BIN)/python -m bench.stages 4000
 	$(BIN)/python -m bench.sink_throughput 300000
+
+# end to end (collector to queryable row): max sustained, freshness at 5k and 1k events/s
+bench-e2e: $(STAMP)
+	$(BIN)/python -m bench.end_to_end --customers 4000 --rates 5000,1000
+
+# 30 minutes of paced load through the whole stack; RSS of every process
+soak: $(STAMP)
+	$(BIN)/python -m bench.end_to_end --soak 30 --rate 1000 --customers 2000
+
+# CI's quick guard: fails only on a large regression of normalise against the ceiling
+bench-guard: $(STAMP)
+	$(BIN)/python -m bench.guard 1500
+
+# where the CPU goes: the per-event Faust agent against the batched stage runner (py-spy)
+bench-profile: $(STAMP)
+	$(BIN)/python -m bench.faust_profile 4000
 
 broker: $(STAMP)
 	$(BIN)/journeybus broker

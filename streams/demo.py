@@ -94,7 +94,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_collector(url: str, timeout_s: float = 30.0) -> None:
+def wait_for_collector(url: str, timeout_s: float = 30.0) -> None:
+    """Return once the collector at ``url`` answers ``/health``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -122,7 +123,7 @@ def run_demo(customers: int = 2000, seed: int = 7, timeout_s: float = 240.0) -> 
         truth = gen.truth
         started = time.monotonic()
         url = f"http://127.0.0.1:{port}"
-        _wait_for_collector(url)
+        wait_for_collector(url)
         sent = publish_via_collector(
             events, url, make_codec(settings), make_producer(settings, bootstrap)
         )

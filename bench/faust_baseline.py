@@ -1,0 +1,144 @@
+"""The naive baseline: the normalise stage's work as a per-event Faust agent.
+
+A faust-streaming app (default aiokafka transport) whose one agent reads the
+raw topics event by event (``stream.events()``) and does what the normalise
+stage does with each: decode the Avro record, validate, normalise and enrich it
+with the same ``Normaliser`` (channel grouping, device, sentiment, catalogue,
+identity graph), encode the outputs and ``await topic.send()`` each one. Every
+output goes to ``bench.faust.out`` so the baseline leaves the pipeline's topics
+alone.
+
+The app gets the settings that were measured to help Faust here
+(BROKER-NOTES.md): 6 s session timeout and 1 s heartbeat, 5 ms producer linger,
+1 MB producer batches, the ``faust`` and ``aiokafka`` loggers at WARNING and
+uvloop when it is installed. It is Faust at its best per event, not a strawman.
+
+Run by ``bench.stages`` as ``python -m bench.faust_baseline BOOTSTRAP RUNTIME_DIR
+PROGRESS_FILE``: the worker writes ``[first, last, count]`` (wall clock of the
+first and latest processed event, events processed) to the progress file twice
+a second, and the caller stops it once the count stops growing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+OUT_TOPIC = "bench.faust.out"
+
+
+class FaustMessage:
+    """A Faust message with the accessor methods of a confluent-kafka ``Message``
+    (what dead letters read)."""
+
+    def __init__(self, message: Any) -> None:
+        self._m = message
+
+    def topic(self) -> str:
+        return self._m.topic
+
+    def partition(self) -> int:
+        return self._m.partition
+
+    def offset(self) -> int:
+        return self._m.offset
+
+    def key(self) -> bytes | None:
+        return self._m.key
+
+    def value(self) -> bytes | None:
+        return self._m.value
+
+    def headers(self) -> list:
+        return list(self._m.headers or [])
+
+
+def build_app(bootstrap: str, runtime_dir: Path, progress_file: Path):
+    """The Faust app and its agent (imports Faust only here: the rest of the bench
+    does not need it)."""
+    import faust
+
+    from streams.codec import make_codec
+    from streams.deadletter import DeadLetterPolicy
+    from streams.errors import InvalidRecord
+    from streams.normalise.logic import SOURCE_TOPICS
+    from streams.normalise.stage import NormaliseStage
+    from streams.settings import Settings
+    from streams.stage import BatchContext
+
+    settings = Settings(runtime_dir=runtime_dir)
+    codec = make_codec(settings)
+    stage = NormaliseStage()
+    stage.attach_erasures(codec, settings, bootstrap)
+    stage.attach_side_inputs(codec, settings, bootstrap)
+    for side in [*stage.side_inputs, stage.erasure_input]:
+        side.close()
+    policy = DeadLetterPolicy(stage.name)
+
+    app = faust.App(
+        "bench-faust-naive",
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        producer_linger=0.005,
+        producer_max_batch_size=1_048_576,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+    )
+    raw = app.topic(*SOURCE_TOPICS, key_serializer="raw", value_serializer="raw")
+    out = app.topic(OUT_TOPIC, key_serializer="raw", value_serializer="raw")
+    progress = [0.0, 0.0, 0]
+
+    @app.agent(raw)
+    async def normalise(stream):
+        async for event in stream.events():
+            message = event.message
+            now = time.time()
+            ctx = BatchContext(stage.name, policy, int(now * 1000))
+            msg = FaustMessage(message)
+            try:
+                record = codec.decode(message.topic, message.value, message.partition)
+            except InvalidRecord as exc:
+                ctx.dead_letter(msg, exc)
+            else:
+                stage.process((message.topic, message.partition), [(msg, record)], None, ctx)
+            for output in ctx.outputs:
+                key = output.key.encode() if output.key is not None else None
+                await out.send(key=key, value=codec.encode(output.topic, output.record))
+            progress[0] = progress[0] or now
+            progress[1] = time.time()
+            progress[2] += 1
+
+    @app.timer(0.5)
+    async def report() -> None:
+        progress_file.write_text(repr(progress))
+
+    return app
+
+
+def main(bootstrap: str, runtime_dir: str, progress_file: str) -> None:
+    import faust
+
+    loop = None
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+        asyncio.set_event_loop(loop)
+    except ImportError:
+        pass
+    app = build_app(bootstrap, Path(runtime_dir), Path(progress_file))
+    for name in ("faust", "aiokafka", "mode"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    faust.Worker(app, loglevel="WARNING", loop=loop).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
