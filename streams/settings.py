@@ -121,6 +121,26 @@ class JourneysSettings(BaseSettings):
     null_path_grace_ms: int = 2_000
 
 
+class AttributionSettings(BaseSettings):
+    """The data-driven (Markov) model (``JOURNEYBUS__ATTRIBUTION__*``).
+
+    The model is re-solved from every journey at most every
+    ``recompute_interval_s`` and adopted as a new version only when some
+    channel's share of conversions moved by more than ``restate_tolerance``.
+    Markov credits of conversions up to ``restate_days`` (event time) before a
+    partition's newest one are then restated with the new version, so early
+    conversions do not keep the credits of a model that had seen little.
+    """
+
+    model_config = _section("ATTRIBUTION")
+
+    markov_order: int = Field(default=1, ge=1, le=3)
+    recompute_interval_s: float = 5.0
+    restate_tolerance: float = Field(default=0.01, gt=0.0)
+    restate_days: int = Field(default=90, ge=0)
+    half_life_hours: float = 168.0  # time decay
+
+
 class Settings(BaseSettings):
     """All journeybus settings; each section reads its own environment variables."""
 
@@ -132,6 +152,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     journeys: JourneysSettings = Field(default_factory=JourneysSettings)
+    attribution: AttributionSettings = Field(default_factory=AttributionSettings)
 
 
 @lru_cache(maxsize=1)

@@ -52,28 +52,56 @@ def journey_credits(
     half_life_hours: float = DEFAULT_HALF_LIFE_HOURS,
 ) -> list[dict[str, Any]]:
     """``cust.attribution.v1`` records of a converting journey, for every model."""
-    touches = journey["touchpoints"]
-    if touches:
-        ids = [t["touchpoint_id"] for t in touches]
-        channels = [t["channel"] for t in touches]
-        hours = [t["hours_to_end"] for t in touches]
-    else:
-        ids, channels, hours = [journey["conversion_touchpoint_id"]], [DIRECT], [0.0]
-    value = float(journey["conversion_value"] or 0.0)
-    base = {
-        "conversion_id": journey["conversion_id"],
-        "journey_id": journey["journey_id"],
-        "customer_key": journey["customer_key"],
-        "conversion_value": value,
-        "currency": journey["currency"],
-        "conversion_time": journey["conversion_time"],
-        "computed_at": now_ms,
-    }
-    out = []
+    base, ids, channels, hours = _unpack(journey, now_ms)
     models: list[tuple[str, list[float], str]] = [
         (m, rule_weights(m, channels, hours, half_life_hours), RULES_VERSION) for m in RULE_MODELS
     ]
     models.append(("markov", markov_weights(channels, markov_shares), markov_version))
+    return _rows(base, ids, channels, models)
+
+
+def markov_credits(
+    journey: Mapping[str, Any], markov_shares: Mapping[str, float], markov_version: str, now_ms: int
+) -> list[dict[str, Any]]:
+    """The Markov records of a converting journey alone (a restatement under a newer
+    model: same credit ids, so they replace the earlier ones). Touches need only
+    ``touchpoint_id`` and ``channel``."""
+    base, ids, channels, _ = _unpack(journey, now_ms)
+    return _rows(
+        base, ids, channels, [("markov", markov_weights(channels, markov_shares), markov_version)]
+    )
+
+
+def _unpack(
+    journey: Mapping[str, Any], now_ms: int
+) -> tuple[dict[str, Any], list[str], list[str], list[float]]:
+    touches = journey["touchpoints"]
+    if touches:
+        ids = [t["touchpoint_id"] for t in touches]
+        channels = [t["channel"] for t in touches]
+        hours = [t.get("hours_to_end", 0.0) for t in touches]
+    else:
+        ids, channels, hours = [journey["conversion_touchpoint_id"]], [DIRECT], [0.0]
+    base = {
+        "conversion_id": journey["conversion_id"],
+        "journey_id": journey["journey_id"],
+        "customer_key": journey["customer_key"],
+        "conversion_value": float(journey["conversion_value"] or 0.0),
+        "currency": journey["currency"],
+        "conversion_time": journey["conversion_time"],
+        "computed_at": now_ms,
+    }
+    return base, ids, channels, hours
+
+
+def _rows(
+    base: dict[str, Any],
+    ids: list[str],
+    channels: list[str],
+    models: list[tuple[str, list[float], str]],
+) -> list[dict[str, Any]]:
+    value = base["conversion_value"]
+    out = []
     for model, weights, version in models:
         # Credits of one touchpoint repeated in a path (cannot happen today) add up.
         merged: dict[str, list] = {}
@@ -84,7 +112,7 @@ def journey_credits(
             out.append(
                 {
                     **base,
-                    "credit_id": credit_id(journey["conversion_id"], model, tid),
+                    "credit_id": credit_id(base["conversion_id"], model, tid),
                     "touchpoint_id": tid,
                     "channel": channel,
                     "model": model,

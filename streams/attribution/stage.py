@@ -6,7 +6,15 @@ model is global: every attribution worker reads all journeys (conversions and
 null paths) as a side input, keeps their collapsed paths by journey id (a
 replayed journey replaces itself, it is not counted twice), and re-solves the
 removal effects when paths changed, at most every ``recompute_interval_s``.
-Each credit row carries the model version it was computed with.
+A solved model is adopted only when some channel's share moved by more than
+``restate_tolerance``; each partition then restates the Markov credits of its
+earlier conversions under it (``restate.py``). Each credit row carries the
+model version it was computed with.
+
+Guarantees: credits of a conversion are keyed by customer key (the journey's
+partition order) with deterministic ids, so a replayed journey or a
+restatement replaces rows and never adds any; the remembered conversions are
+committed with the input offsets.
 """
 
 from __future__ import annotations
@@ -16,15 +24,20 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from streams.attribution.credits import journey_credits
-from streams.attribution.markov import MarkovModel, MarkovResult, collapse
+from streams.attribution.credits import journey_credits, markov_credits
+from streams.attribution.markov import MarkovModel, collapse
+from streams.attribution.restate import PartitionModel, shares_moved
 from streams.codec import Codec
-from streams.settings import Settings
+from streams.erasure.logic import request_keys
+from streams.settings import AttributionSettings, Settings, get_settings
 from streams.sideinput import SideInput
 from streams.stage import BatchContext, Stage, TopicPartitionKey
+from streams.state import PartitionStore
 
 JOURNEYS = "cust.journeys.v1"
 ATTRIBUTION = "cust.attribution.v1"
+RESTATE_PER_TICK = 2_000  # conversions restated per partition and tick (bounded batches)
+DAY_MS = 86_400_000
 
 
 class GlobalPaths:
@@ -60,14 +73,13 @@ class AttributionStage(Stage):
 
     name = "attribution"
     inputs = (JOURNEYS,)
+    stateful = True  # the conversions each partition credited, for restatements
 
-    def __init__(
-        self, order: int = 1, recompute_interval_s: float = 5.0, half_life_hours: float = 168.0
-    ) -> None:
-        self.paths = GlobalPaths(order)
-        self.recompute_interval_s = recompute_interval_s
-        self.half_life_hours = half_life_hours
-        self.result: MarkovResult | None = None
+    def __init__(self, config: AttributionSettings | None = None) -> None:
+        self.config = config or get_settings().attribution
+        self.paths = GlobalPaths(self.config.markov_order)
+        self.version = f"markov-o{self.config.markov_order}-none"
+        self.shares: dict[str, float] = {}  # of the adopted model; empty: none yet
         self._solved_at = 0.0
         self.side_inputs: list[SideInput] = []
 
@@ -79,27 +91,56 @@ class AttributionStage(Stage):
         # of anonymous paths, no identifier, so a forgotten customer's paths stay.
         return record["customer_key"], record["emitted_at"]
 
+    def forget(self, store: PartitionStore, request: dict[str, Any]) -> None:
+        self._partition(store).forget(request_keys(request))
+
     def poll_side_inputs(self) -> None:
         super().poll_side_inputs()
         now = time.monotonic()
-        if self.paths.changed and now - self._solved_at >= self.recompute_interval_s:
-            self.result = self.paths.model().solve()
+        if self.paths.changed and now - self._solved_at >= self.config.recompute_interval_s:
+            result = self.paths.model().solve()
             self.paths.changed = False
             self._solved_at = now
+            shares = result.shares
+            if not self.shares or shares_moved(self.shares, shares) > self.config.restate_tolerance:
+                self.version, self.shares = result.version, shares
+
+    def _partition(self, store: PartitionStore) -> PartitionModel:
+        return PartitionModel(
+            store, self.config.restate_tolerance, self.config.restate_days * DAY_MS
+        )
 
     def process(
         self,
         tp: TopicPartitionKey,
         items: list[tuple[Message, dict[str, Any]]],
-        store: Any,
+        store: PartitionStore | None,
         ctx: BatchContext,
     ) -> None:
-        shares = self.result.shares if self.result else {}
-        version = self.result.version if self.result else f"markov-o{self.paths.order}-none"
+        assert store is not None
+        partition = self._partition(store)
+        epoch = 0
+        if self.shares:
+            epoch = partition.sync(self.version, self.shares, ctx.now_ms)["epoch"]
         for _msg, journey in items:
             if journey["converted"]:
                 for credit in journey_credits(
-                    journey, shares, version, ctx.now_ms, self.half_life_hours
+                    journey, self.shares, self.version, ctx.now_ms, self.config.half_life_hours
                 ):
                     ctx.emit(ATTRIBUTION, journey["customer_key"], credit)
+                partition.remember(journey, epoch)
             ctx.ok()
+
+    def tick(self, tp: TopicPartitionKey, store: PartitionStore | None, ctx: BatchContext) -> None:
+        """Restate conversions credited under an earlier model, a bounded number per
+        tick, and forget those past the window."""
+        if store is None:
+            return
+        partition = self._partition(store)
+        partition.expire()
+        if not self.shares:
+            return
+        model = partition.sync(self.version, self.shares, ctx.now_ms)
+        for journey in partition.stale(model["epoch"], RESTATE_PER_TICK):
+            for credit in markov_credits(journey, model["shares"], model["version"], ctx.now_ms):
+                ctx.emit(ATTRIBUTION, journey["customer_key"], credit)

@@ -118,8 +118,34 @@ def test_credits_of_every_conversion_sum_to_one_and_to_its_value_per_model(run):
         assert credit_error < 1e-9 and value_error < 1e-6, model
 
 
+def test_markov_credits_are_restated_under_the_latest_model(run):
+    """Conversions credited before a model existed (or under an early one) are
+    credited again once the stage adopts a model that moved: in the end every
+    conversion's Markov credits come from one model, and none from no model."""
+    pipe, truth, _, _ = run
+
+    def versions() -> list[tuple[str, int]]:
+        return pipe.query(
+            "SELECT model_version, count(DISTINCT conversion_id) FROM attribution_credits "
+            "WHERE model = 'markov' GROUP BY ALL"
+        )
+
+    assert pipe.wait_for(lambda: len(versions()) == 1, timeout_s=60, stable_s=2), versions()
+    ((version, conversions),) = versions()
+    assert not version.endswith("-none") and conversions == len(truth.conversions)
+
+
 def test_markov_credits_recover_the_strongest_true_channel(run):
     pipe, truth, _, _ = run
+    pipe.wait_for(
+        lambda: (
+            not pipe.query(
+                "SELECT 1 FROM attribution_credits WHERE model = 'markov' "
+                "AND model_version LIKE '%-none' LIMIT 1"
+            )
+        ),
+        timeout_s=60,
+    )
     ((top,),) = pipe.query(
         "SELECT channel FROM attribution_credits WHERE model = 'markov' "
         "GROUP BY channel ORDER BY sum(credit) DESC LIMIT 1"
