@@ -215,6 +215,8 @@ class JourneyBuilder:
                         "event_time": tp["event_time"],
                         "revenue": tp["revenue"],
                         "currency": tp["currency"],
+                        "category": tp["product_category"],
+                        "discount": bool(tp["discount"]) or bool(tp["coupon_code"]),
                         "release_at": now_ms + self.config.conversion_grace_ms,
                         "deadline": now_ms + self.config.conversion_max_wait_ms,
                     }
@@ -334,6 +336,10 @@ class JourneyBuilder:
             "conversion_time": conv["event_time"] if conv else None,
             "conversion_value": float(conv["revenue"] or 0.0) if conv else 0.0,
             "currency": conv["currency"] if conv else None,
+            # order details for the scoring stage (absent from conversions held before
+            # journeys revision 2)
+            "conversion_category": conv.get("category") if conv else None,
+            "conversion_discount": conv.get("discount") if conv else None,
             "window_start": window_start,
             "window_end": window_end,
             "lookback_days": self.config.lookback_days,

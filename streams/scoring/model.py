@@ -1,7 +1,7 @@
 """New-customer scores from the purchase history of every customer (pure, unit-testable).
 
-``PurchaseHistory`` holds every conversion by customer (from the converting
-journeys) and the order details of conversion touchpoints (category, discount).
+``PurchaseHistory`` holds every conversion by customer and its order details
+(category, discount use), both from the converting journeys.
 ``fit_scoring_model`` fits BG/NBD and Gamma-Gamma on it, in days, up to the
 latest purchase seen (data time, so a backfill scores as it would have live),
 and derives what a new customer is compared with: the typical new customer
@@ -49,7 +49,7 @@ class FirstPurchase:
 
 @dataclass
 class PurchaseHistory:
-    """Every customer's conversions and the details of conversion touchpoints."""
+    """Every customer's conversions and their order details (category, discount use)."""
 
     purchases: dict[str, dict[str, tuple[int, float]]] = field(
         default_factory=lambda: defaultdict(dict)
@@ -67,6 +67,9 @@ class PurchaseHistory:
         if self.purchases[key].get(order) != entry:
             self.purchases[key][order] = entry
             self.changed = True
+        details = order_details(journey)
+        if details is not None:
+            self.details[order] = details
         first = self.first.get(key)
         if first is None or (entry[0], order) < (first.time_ms, first.order_id):
             touches = journey["touchpoints"]
@@ -86,11 +89,14 @@ class PurchaseHistory:
                 self.details.pop(order, None)
             self.changed = self.changed or orders is not None
 
-    def apply_touchpoint(self, touchpoint: dict[str, Any]) -> None:
-        """Remember category and discount use of conversion touchpoints."""
-        if touchpoint["is_conversion"] and touchpoint["conversion_id"]:
-            discount = bool(touchpoint["discount"]) or bool(touchpoint["coupon_code"])
-            self.details[touchpoint["conversion_id"]] = (touchpoint["product_category"], discount)
+
+def order_details(journey: dict[str, Any]) -> tuple[str | None, bool] | None:
+    """(category, discount used) of a converting journey's order; None when the journey
+    does not say (revision 1 journeys carried no order details)."""
+    category, discount = journey.get("conversion_category"), journey.get("conversion_discount")
+    if category is None and discount is None:
+        return None
+    return category, bool(discount)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,12 @@
 
 Consumes ``cust.journeys.v1`` (keyed by customer, so one customer's conversions
 arrive in order: the first converting journey is the first purchase). The model
-is global: every scoring worker reads all journeys and the conversion
-touchpoints (category, discount) as side inputs and refits BG/NBD +
-Gamma-Gamma at most every ``fit_interval_s`` when purchases changed
-(``streams.scoring.model``).
+is global: every scoring worker reads all journeys (with their orders'
+category and discount use) as a side input and refits BG/NBD + Gamma-Gamma at
+most every ``fit_interval_s`` when purchases changed (``streams.scoring.model``).
 
 A first purchase is held in the partition's state until a model exists (a
-minimum of customers and repeat customers) and its order details have arrived,
-or ``details_wait_ms`` passed (then it is scored with the category unknown).
+minimum of customers and repeat customers).
 State (scored customers, holds) is committed with the input offset, so a
 restarted worker scores nobody twice; the score id is deterministic (customer
 and first order), so a replayed score replaces itself downstream. Each score
@@ -30,6 +28,7 @@ from streams.scoring.model import (
     PurchaseHistory,
     ScoringModel,
     fit_scoring_model,
+    order_details,
     score_new_customer,
 )
 from streams.settings import Settings
@@ -38,7 +37,6 @@ from streams.stage import BatchContext, Stage, TopicPartitionKey
 from streams.state import PartitionStore
 
 JOURNEYS = "cust.journeys.v1"
-TOUCHPOINTS = "cust.touchpoints.v1"
 SCORES = "cust.customer-scores.v1"
 SCORED = "scored:"
 HOLD = "hold:"
@@ -51,33 +49,20 @@ class ScoringStage(Stage):
     inputs = (JOURNEYS,)
     stateful = True
 
-    def __init__(
-        self,
-        fit_interval_s: float = 10.0,
-        details_wait_ms: int = 15_000,
-        model_wait_ms: int = 2_000,
-    ) -> None:
+    def __init__(self, fit_interval_s: float = 10.0, model_wait_ms: int = 2_000) -> None:
         self.history = PurchaseHistory()
         self.model: ScoringModel | None = None
         self.fit_interval_s = fit_interval_s
-        self.details_wait_ms = details_wait_ms
         self.model_wait_ms = model_wait_ms
         self._fitted_at = 0.0
         self.side_inputs: list[SideInput] = []
 
     def attach_side_inputs(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
-        self.side_inputs = [
-            SideInput(JOURNEYS, self._apply_journey, codec, settings, bootstrap),
-            SideInput(TOUCHPOINTS, self._apply_touchpoint, codec, settings, bootstrap),
-        ]
+        self.side_inputs = [SideInput(JOURNEYS, self._apply_journey, codec, settings, bootstrap)]
 
     def _apply_journey(self, journey: dict[str, Any]) -> None:
         if not self.erasures.hides(journey["customer_key"], journey["emitted_at"]):
             self.history.apply_journey(journey)
-
-    def _apply_touchpoint(self, touchpoint: dict[str, Any]) -> None:
-        if not self.erasures.hides(touchpoint["customer_key"], touchpoint["received_time"]):
-            self.history.apply_touchpoint(touchpoint)
 
     def erasure_subject(self, record: dict[str, Any]) -> tuple[str | None, int | None] | None:
         return record["customer_key"], record["emitted_at"]
@@ -123,23 +108,28 @@ class ScoringStage(Stage):
                 "value": float(journey["conversion_value"]),
                 "currency": journey["currency"],
                 "channel": touches[0]["channel"] if touches else "Direct",
-                "deadline": ctx.now_ms + self.details_wait_ms,
+                "details": order_details(journey),
             }
             store.put(HOLD + key, first, due=ctx.now_ms)
         self.tick(tp, store, ctx)
 
     def tick(self, tp: TopicPartitionKey, store: PartitionStore | None, ctx: BatchContext) -> None:
-        """Score the held first purchases whose model and details are there."""
+        """Score the held first purchases once a model exists."""
         if store is None:
             return
         for hold_key in store.due_keys(ctx.now_ms, HOLD):
             held = store.get(hold_key)
-            details = self.history.details.get(held["order_id"])
-            if self.model is None or (details is None and ctx.now_ms < held["deadline"]):
+            if self.model is None:
                 store.put(hold_key, held, due=ctx.now_ms + self.model_wait_ms)
                 continue
-            first = FirstPurchase(**{k: v for k, v in held.items() if k != "deadline"})
-            score = score_new_customer(self.model, first, details, ctx.now_ms)
+            # holds from before journeys revision 2 have no details and a deadline
+            details = held.get("details")
+            first = FirstPurchase(
+                **{k: v for k, v in held.items() if k not in ("details", "deadline")}
+            )
+            score = score_new_customer(
+                self.model, first, tuple(details) if details else None, ctx.now_ms
+            )
             ctx.emit(SCORES, first.customer_key, score)
             store.delete(hold_key)
             store.put(SCORED + first.customer_key, first.order_id)

@@ -237,6 +237,18 @@ def test_every_new_customer_is_scored_once_at_the_first_purchase(run):
         if c.conversion_id == first[c.customer_id][1]
     }  # fmt: skip
     assert {key: channel for key, _, _, channel in rows} == expected_channels
+    # the first order's details (from its journey) are those of its conversion touchpoint
+    details = pipe.query("""
+        SELECT s.first_category IS NOT DISTINCT FROM t.product_category,
+               s.discount_used
+                 = (coalesce(t.discount, 0) <> 0 OR coalesce(t.coupon_code, '') <> ''),
+               s.first_category IS NOT NULL
+        FROM customer_scores s
+        JOIN journeys j ON j.conversion_id = s.first_order_id
+        JOIN touchpoints t ON t.touchpoint_id = j.conversion_touchpoint_id""")
+    assert len(details) == len(first)
+    assert all(same_category and same_discount for same_category, same_discount, _ in details)
+    assert sum(known for _, _, known in details) > len(first) / 2
 
 
 def test_profiles_hold_each_customers_observed_lifetime_value(run):

@@ -20,7 +20,7 @@ from tests.unit.test_scoring_model import cdnow_journeys
 
 pytestmark = pytest.mark.broker
 
-JOURNEYS, TOUCHPOINTS, SCORES = "cust.journeys.v1", "cust.touchpoints.v1", "cust.customer-scores.v1"
+JOURNEYS, SCORES = "cust.journeys.v1", "cust.customer-scores.v1"
 
 
 def _records(topic: str, values: list[dict]) -> list[dict]:
@@ -39,7 +39,7 @@ def _records(topic: str, values: list[dict]) -> list[dict]:
 class Scoring:
     def __init__(self, bootstrap: str, root) -> None:
         settings = Settings(runtime_dir=root)
-        stage = ScoringStage(fit_interval_s=0.5, details_wait_ms=1000)
+        stage = ScoringStage(fit_interval_s=0.5)
         stage.attach_side_inputs(make_codec(settings), settings, bootstrap)
         self.runner = StageRunner(stage, settings, bootstrap, make_codec(settings))
         self.stop = threading.Event()
@@ -56,13 +56,12 @@ def test_every_customer_is_scored_once_at_the_first_purchase(bus, tmp_path):
     first_orders = {}
     for journey in sorted(journeys, key=lambda j: (j["conversion_time"], j["conversion_id"])):
         first_orders.setdefault(journey["customer_key"], journey)
-    details = [  # the order details of a third of the first purchases
-        {"touchpoint_id": f"tp-{j['conversion_id']}", "is_conversion": True,
-         "conversion_id": j["conversion_id"], "product_category": "Jazz",
-         "coupon_code": "WELCOME", "customer_key": key}
-        for key, j in list(first_orders.items())[::3]
-    ]  # fmt: skip
-    produce(bus, TOUCHPOINTS, _records(TOUCHPOINTS, details), "customer_key")
+    # the order details of a third of the first purchases travel with their journeys
+    with_details = {j["conversion_id"] for j in list(first_orders.values())[::3]}
+    for journey in journeys:
+        known = journey["conversion_id"] in with_details
+        journey["conversion_category"] = "Jazz" if known else None
+        journey["conversion_discount"] = True if known else None
     # the journeys stage releases a customer's conversions in time order
     journeys.sort(key=lambda j: (j["conversion_time"], j["conversion_id"]))
     produce(bus, JOURNEYS, _records(JOURNEYS, journeys), "customer_key")
@@ -79,7 +78,6 @@ def test_every_customer_is_scored_once_at_the_first_purchase(bus, tmp_path):
     assert {s["first_order_id"] for s in scores} == {
         j["conversion_id"] for j in first_orders.values()
     }
-    with_details = {d["conversion_id"] for d in details}
     for score in scores:
         known = score["first_order_id"] in with_details
         assert score["first_category"] == ("Jazz" if known else None)

@@ -24,6 +24,8 @@ def tp(
     conversion=None,
     revenue=None,
     system="web",
+    category=None,
+    coupon=None,
 ):
     return {
         "touchpoint_id": tid,
@@ -36,6 +38,9 @@ def tp(
         "revenue": revenue,
         "currency": "GBP" if revenue else None,
         "source_system": system,
+        "product_category": category,
+        "discount": None,
+        "coupon_code": coupon,
     }
 
 
@@ -91,6 +96,19 @@ def test_conversion_journey_has_the_touches_before_it_and_excludes_itself():
     assert journey["conversion_value"] == 50.0
     assert [t["touchpoint_id"] for t in journey["touchpoints"]] == ["a", "c"]
     assert journey["touchpoints"][0]["hours_to_end"] == 310 / 60
+
+
+def test_a_conversion_journey_carries_its_orders_category_and_discount_use():
+    events = [
+        tp("a", 0, "Email"),
+        tp("p", 5, event_type="purchase", conversion="o1", revenue=5.0, category="Jazz"),
+        tp("q", 9, event_type="purchase", conversion="o2", revenue=5.0, coupon="WELCOME"),
+    ]
+    _, journeys, _ = run(events)
+    details = {
+        j["conversion_id"]: (j["conversion_category"], j["conversion_discount"]) for j in journeys
+    }
+    assert details == {"o1": ("Jazz", False), "o2": (None, True)}
 
 
 def test_system_events_get_no_session_and_are_never_touches():
