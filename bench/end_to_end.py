@@ -51,6 +51,7 @@ from streams.supervisor import Supervisor
 POLL_S = 0.1
 SOAK_POPULATIONS = 4
 RSS_EVERY_S = 10.0
+SNAPSHOT_SETTLE_S = 10.0  # for the derived topics to follow the last touchpoint
 
 
 @dataclass
@@ -177,12 +178,32 @@ def cpu_line(before: dict[str, float], after: dict[str, float], events: int) -> 
     return f"CPU per event: **{total / events * 1e6:,.0f} µs** in all, by process (µs): {parts}"
 
 
+def sink_records(stack: Stack) -> dict[str, int]:
+    """Records the sink has consumed so far, per topic (from its stored offsets)."""
+    snapshot = str(stack.visibility.snapshot)
+    with contextlib.suppress(duckdb.Error), duckdb.connect(snapshot, read_only=True) as con:
+        rows = con.execute("SELECT topic, sum(next_offset) FROM _sink_offsets GROUP BY ALL")
+        return {topic: int(n) for topic, n in rows.fetchall()}
+    return {}
+
+
+def records_line(before: dict[str, int], after: dict[str, int], events: int) -> str:
+    parts = ", ".join(
+        f"{topic} {(n - before.get(topic, 0)) / events:.3f}"
+        for topic, n in sorted(after.items(), key=lambda kv: before.get(kv[0], 0) - kv[1])
+        if n > before.get(topic, 0)
+    )
+    return f"records the sink loaded per event sent, by topic: {parts}"
+
+
 def sustained(stack: Stack, customers: int, seed: int) -> list[str]:
     before = stack.visibility.count()
-    cpu = cpu_by_process(stack)
+    cpu, records = cpu_by_process(stack), sink_records(stack)
     sent, expected, send_s = stack.send(customers, seed, rate=None)
     done = stack.wait_visible(before + expected, timeout_s=600)
     spent = cpu_line(cpu, cpu_by_process(stack), sent)
+    time.sleep(SNAPSHOT_SETTLE_S)
+    loaded = records_line(records, sink_records(stack), sent)
     times = sorted(entry[-1] for entry in list(stack.visibility.seen.values())[before:])
     lo, hi = len(times) // 10, len(times) * 9 // 10  # the middle 80%
     return [
@@ -190,6 +211,7 @@ def sustained(stack: Stack, customers: int, seed: int) -> list[str]:
         f"touchpoints/s** queryable (middle 80% of {len(times):,}; {sent:,} events sent "
         f"in {send_s:.1f} s, {sent / send_s:,.0f}/s offered; all queryable: {done})",
         spent,
+        loaded,
     ]
 
 
@@ -260,7 +282,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=4000)
     parser.add_argument(
-        "--rates", default="5000,1000", help="offered loads (events/s) to measure freshness at"
+        "--rates",
+        default="5000,1000",
+        help="offered loads (events/s) to measure freshness at ('': max sustained only)",
     )
     parser.add_argument("--rate", type=float, default=1000.0, help="the soak's offered load")
     parser.add_argument("--soak", type=float, default=0.0, help="minutes of paced load")
@@ -275,7 +299,7 @@ def main() -> None:
         else:
             lines = sustained(stack, args.customers, seed=902)
             print(*lines, sep="\n", flush=True)
-            for n, offered in enumerate(float(r) for r in args.rates.split(",")):
+            for n, offered in enumerate(float(r) for r in args.rates.split(",") if r):
                 lines += freshness(stack, args.customers, seed=903 + n, rate=offered)
                 print(lines[-1], flush=True)
             title = "End to end: collector to queryable DuckDB row"
