@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -60,9 +59,9 @@ def broker(port: int | None) -> None:
         raise BrokerUnavailable(
             f"an embedded broker already runs at {running} ({settings.runtime_dir / 'broker.json'})"
         )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    from streams.worker import stop_on_signals
+
+    stop = stop_on_signals()
     settings.runtime_dir.mkdir(parents=True, exist_ok=True)
     emb = EmbeddedBroker(
         port=port or settings.broker.port,
