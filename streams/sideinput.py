@@ -24,6 +24,12 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Side inputs are lookups (erasure requests, the catalogue, journeys for a global
+# model, scores): half a second more latency is harmless, and the embedded broker
+# spends CPU on every parked fetch: at the stages' 50 ms, a dozen idle side inputs
+# kept it busy.
+SIDE_INPUT_FETCH_WAIT_MS = 500
+
 
 class SideInput:
     """Applies ``apply(record)`` to every record of ``topic``, in offset order per partition.
@@ -47,7 +53,7 @@ class SideInput:
             f"journeybus-sideinput-{uuid.uuid4().hex[:12]}",
             settings,
             bootstrap,
-            **{"enable.partition.eof": False},
+            **{"enable.partition.eof": False, "fetch.wait.max.ms": SIDE_INPUT_FETCH_WAIT_MS},
         )
         self.consumer = Consumer(conf)
         meta = self.consumer.list_topics(topic, timeout=30).topics[topic]

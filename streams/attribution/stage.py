@@ -31,7 +31,7 @@ from streams.codec import Codec
 from streams.erasure.logic import request_keys
 from streams.settings import AttributionSettings, Settings, get_settings
 from streams.sideinput import SideInput
-from streams.stage import BatchContext, Stage, TopicPartitionKey
+from streams.stage import OFF_PATH_FETCH_WAIT_MS, BatchContext, Stage, TopicPartitionKey
 from streams.state import PartitionStore
 
 JOURNEYS = "cust.journeys.v1"
@@ -74,6 +74,7 @@ class AttributionStage(Stage):
     name = "attribution"
     inputs = (JOURNEYS,)
     stateful = True  # the conversions each partition credited, for restatements
+    fetch_wait_ms = OFF_PATH_FETCH_WAIT_MS  # not on the touchpoints' freshness path
 
     def __init__(self, config: AttributionSettings | None = None) -> None:
         self.config = config or get_settings().attribution

@@ -20,7 +20,7 @@ from streams.erasure.logic import request_keys
 from streams.profiles.logic import apply_score, apply_touchpoint, new_profile, profile_record
 from streams.settings import Settings
 from streams.sideinput import SideInput
-from streams.stage import BatchContext, Stage, TopicPartitionKey
+from streams.stage import OFF_PATH_FETCH_WAIT_MS, BatchContext, Stage, TopicPartitionKey
 from streams.state import PartitionStore
 
 TOUCHPOINTS = "cust.touchpoints.v1"
@@ -35,6 +35,7 @@ class ProfilesStage(Stage):
     name = "profiles"
     inputs = (TOUCHPOINTS,)
     stateful = True
+    fetch_wait_ms = OFF_PATH_FETCH_WAIT_MS  # not on the touchpoints' freshness path
 
     def __init__(self) -> None:
         self.scores: dict[str, dict[str, Any]] = {}
