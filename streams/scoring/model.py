@@ -56,6 +56,7 @@ class PurchaseHistory:
     )
     first: dict[str, FirstPurchase] = field(default_factory=dict)
     details: dict[str, tuple[str | None, bool]] = field(default_factory=dict)
+    orders: int = 0  # purchases held
     changed: bool = False
 
     def apply_journey(self, journey: dict[str, Any]) -> FirstPurchase | None:
@@ -65,6 +66,7 @@ class PurchaseHistory:
         key, order = journey["customer_key"], journey["conversion_id"]
         entry = (int(journey["conversion_time"]), float(journey["conversion_value"]))
         if self.purchases[key].get(order) != entry:
+            self.orders += order not in self.purchases[key]
             self.purchases[key][order] = entry
             self.changed = True
         details = order_details(journey)
@@ -84,6 +86,7 @@ class PurchaseHistory:
         """Drop forgotten customers' purchases and their orders' details."""
         for key in keys:
             orders = self.purchases.pop(key, None)
+            self.orders -= len(orders or ())
             self.first.pop(key, None)
             for order in orders or ():
                 self.details.pop(order, None)

@@ -4,7 +4,8 @@ Consumes ``cust.journeys.v1`` (keyed by customer, so one customer's conversions
 arrive in order: the first converting journey is the first purchase). The model
 is global: every scoring worker reads all journeys (with their orders'
 category and discount use) as a side input and refits BG/NBD + Gamma-Gamma at
-most every ``fit_interval_s`` when purchases changed (``streams.scoring.model``).
+most every ``fit_interval_s`` when purchases grew by 5% (or an hour passed, or a
+customer was forgotten; ``streams.scoring.model``).
 
 A first purchase is held in the partition's state until a model exists (a
 minimum of customers and repeat customers).
@@ -33,7 +34,7 @@ from streams.scoring.model import (
 )
 from streams.settings import Settings
 from streams.sideinput import SideInput
-from streams.stage import BatchContext, Stage, TopicPartitionKey
+from streams.stage import OFF_PATH_FETCH_WAIT_MS, BatchContext, Stage, TopicPartitionKey
 from streams.state import PartitionStore
 
 JOURNEYS = "cust.journeys.v1"
@@ -48,13 +49,24 @@ class ScoringStage(Stage):
     name = "scoring"
     inputs = (JOURNEYS,)
     stateful = True
+    fetch_wait_ms = OFF_PATH_FETCH_WAIT_MS  # not on the touchpoints' freshness path
 
-    def __init__(self, fit_interval_s: float = 10.0, model_wait_ms: int = 2_000) -> None:
+    def __init__(
+        self,
+        fit_interval_s: float = 10.0,
+        model_wait_ms: int = 2_000,
+        refit_growth: float = 0.05,
+        max_fit_age_s: float = 3_600.0,
+    ) -> None:
         self.history = PurchaseHistory()
         self.model: ScoringModel | None = None
         self.fit_interval_s = fit_interval_s
         self.model_wait_ms = model_wait_ms
+        self.refit_growth = refit_growth
+        self.max_fit_age_s = max_fit_age_s
         self._fitted_at = 0.0
+        self._fitted_orders = 0
+        self._forgot = False  # an erasure since the last fit
         self.side_inputs: list[SideInput] = []
 
     def attach_side_inputs(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
@@ -76,14 +88,28 @@ class ScoringStage(Stage):
         """The forgotten customer's purchases leave the model's training data (the next
         fit no longer sees them)."""
         self.history.forget(request_keys(request))
+        self._forgot = True
 
     def poll_side_inputs(self) -> None:
         super().poll_side_inputs()
         now = time.monotonic()
-        if self.history.changed and now - self._fitted_at >= self.fit_interval_s:
-            self.history.changed = False
-            self._fitted_at = now
+        if self._fit_due(now):
+            self.history.changed = self._forgot = False
+            self._fitted_at, self._fitted_orders = now, self.history.orders
             self.model = fit_scoring_model(self.history, self.model) or self.model
+
+    def _fit_due(self, now: float) -> bool:
+        """Refit at most every ``fit_interval_s``, and only when it can matter: no model
+        yet, a forgotten customer to drop, purchases grown by ``refit_growth`` since
+        the last fit, or new purchases and a fit older than ``max_fit_age_s``. (Refits
+        every 10 s while purchases trickled in were three quarters of the stage's CPU,
+        and their cost grows with the history.)"""
+        if not self.history.changed or now - self._fitted_at < self.fit_interval_s:
+            return False
+        if self.model is None or self._forgot:
+            return True
+        grown = self.history.orders >= self._fitted_orders * (1 + self.refit_growth)
+        return grown or now - self._fitted_at >= self.max_fit_age_s
 
     def process(
         self,
