@@ -8,8 +8,8 @@ Guarantees:
   not the consumer group's. A kill -9 at any moment loses nothing and doubles
   nothing.
 - **Batched.** Records are decoded per batch and loaded through Arrow (no
-  row-by-row INSERTs); a batch closes at ``batch_max_rows`` or
-  ``batch_max_ms``, whichever comes first.
+  row-by-row INSERTs); a batch closes at ``batch_max_rows``, or after
+  ``batch_max_ms`` once the previous batch's write has finished.
 - **Readable while writing.** DuckDB lets one process open a file read-write
   and no other process open it at all, so after a commit the sink publishes a
   read snapshot (checkpoint, copy, atomic rename) at most every
@@ -320,14 +320,19 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             self.close()
 
     def _collect(self) -> list[Message]:
+        """The next batch: closed at ``batch_max_rows``, or once ``batch_max_ms`` passed
+        and the previous write has finished. Records that arrive while a write is in
+        flight would wait for it anyway; taking them into this batch makes batches
+        grow under load, and a write's cost is mostly per statement, not per row."""
         deadline = time.monotonic() + self.conf.batch_max_ms / 1000
         batch: list[Message] = []
         while len(batch) < self.conf.batch_max_rows:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 and (self._pending is None or self._pending.done()):
                 break
             msgs = self.consumer.consume(
-                min(5000, self.conf.batch_max_rows - len(batch)), timeout=min(left, 0.05)
+                min(5000, self.conf.batch_max_rows - len(batch)),
+                timeout=min(left, 0.05) if left > 0 else 0.01,
             )
             for msg in msgs:
                 err = msg.error()
@@ -618,17 +623,10 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         if unique:  # the common case: one decoded frame, each record once
             key = _quote(row_key[0])
             _run(db, f"DELETE FROM {name} WHERE {key} IN (SELECT {key} FROM {view})")
-            before = _run(db, f"SELECT count(*) FROM {name}")[0][0] if table.explode else None
-            _run(
-                db,
-                f"INSERT INTO {name} BY NAME "
-                + self._select(
-                    table, view, set(arrow.column_names), now_ms, hide_erased=hide_erased
-                ),
+            select = self._select(
+                table, view, set(arrow.column_names), now_ms, hide_erased=hide_erased
             )
-            if before is None:
-                return arrow.num_rows
-            return _run(db, f"SELECT count(*) FROM {name}")[0][0] - before
+            return _run(db, f"INSERT INTO {name} BY NAME {select}")[0][0]  # rows inserted
         # Several frames, a record and its replay in one batch, or latest-version-wins:
         # one row per key first (DuckDB cannot change a row twice in one statement).
         selects = [
@@ -666,7 +664,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
                 db,
                 f"DELETE FROM {name} USING (SELECT DISTINCT {distinct} FROM _rows) r WHERE {match}",
             )
-            _run(db, f"INSERT INTO {name} BY NAME SELECT * FROM _rows")
+            return _run(db, f"INSERT INTO {name} BY NAME SELECT * FROM _rows")[0][0]
         return _run(db, "SELECT count(*) FROM _rows")[0][0]
 
     # -- readers ------------------------------------------------------------------------------
