@@ -87,19 +87,11 @@ def bgnbd_log_likelihood(
 LOG_BOUNDS = (np.log(1e-4), np.log(1e6))
 
 
-def _fit(negative_ll, start: np.ndarray, warm: bool = False) -> np.ndarray:
-    """Minimise over bounded log-parameters (keeps them positive): Nelder-Mead, then
-    polished with L-BFGS-B. A ``warm`` start (the previous fit of a slightly smaller
-    history) is near the maximum: L-BFGS-B alone, in a tenth of the evaluations,
-    unless it fails to converge or to improve on the start."""
+def _fit(negative_ll, start: np.ndarray) -> np.ndarray:
+    """Minimise over bounded log-parameters (keeps them positive); Nelder-Mead, then
+    polished."""
     bounds = [LOG_BOUNDS] * len(start)
     start = np.clip(start, *LOG_BOUNDS)
-    if warm:
-        polished = optimize.minimize(
-            negative_ll, start, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-12}
-        )
-        if polished.success and polished.fun <= negative_ll(start):
-            return np.exp(polished.x)
     first = optimize.minimize(
         negative_ll,
         start,
@@ -123,7 +115,7 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, start: BgNbd | None
         return value if np.isfinite(value) else 1e300
 
     first = astuple(start) if start else (1.0, max(T.mean(), 1e-3), 1.0, 1.0)
-    return BgNbd(*map(float, _fit(negative, np.log(first), warm=start is not None)))
+    return BgNbd(*map(float, _fit(negative, np.log(first))))
 
 
 def _odds_dead(params: BgNbd, x, t_x, T) -> np.ndarray:
@@ -183,7 +175,7 @@ def fit_gamma_gamma(x: np.ndarray, m: np.ndarray, start: GammaGamma | None = Non
         return value if np.isfinite(value) else 1e300
 
     first = astuple(start) if start else (1.0, 1.0, max(m.mean(), 1e-3))
-    return GammaGamma(*map(float, _fit(negative, np.log(first), warm=start is not None)))
+    return GammaGamma(*map(float, _fit(negative, np.log(first))))
 
 
 def expected_spend(params: GammaGamma, x, m) -> np.ndarray:
