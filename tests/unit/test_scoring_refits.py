@@ -46,3 +46,12 @@ def test_any_new_purchase_refits_after_an_hour_and_an_erasure_at_once():
     assert not stage._fit_due(100.0 + 3_599) and stage._fit_due(100.0 + 3_600)
     stage.on_erasure({"customer_key": "c2", "identifiers": []})
     assert stage.history.orders == 100 and stage._fit_due(111.0)
+
+
+def test_a_slow_fit_spaces_the_next_one_to_ten_times_its_duration():
+    stage = fitted_stage(100, at=100.0)
+    stage._fit_seconds = 5.0
+    for i in range(10):
+        stage.history.apply_journey(purchase("c1", f"repeat-{i}"))
+    assert not stage._fit_due(110.0) and not stage._fit_due(149.0)
+    assert stage._fit_due(150.0)
