@@ -48,10 +48,10 @@ from streams.state import PartitionStore
 log = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
-# On the path from a source to a queryable touchpoint (normalise, journeys, the sink):
-# short. Off it (attribution, scoring, profiles): half a second. With the side inputs'
-# 500 ms too, the idle stack's embedded broker went from 47% of a core to 30%.
-FRESHNESS_PATH_FETCH_WAIT_MS = 50
+# Stages on the path from a source to a queryable touchpoint (normalise, journeys; the
+# sink too) keep the consumers' short default wait (streams.kafka). Off it (attribution,
+# scoring, profiles): half a second. With the side inputs' 500 ms too, the idle stack's
+# embedded broker went from 47% of a core to 30%.
 OFF_PATH_FETCH_WAIT_MS = 500
 ERASURES_APPLIED = "erasures_applied"  # store meta: how many erasure requests it applied
 
@@ -99,8 +99,8 @@ class Stage:
     stateful: bool = False
     # How long the broker may hold a fetch that finds nothing: the latency a caught-up
     # stage adds per hop. The embedded broker answers a parked fetch only when the
-    # wait ends, and each one costs it CPU.
-    fetch_wait_ms: int = FRESHNESS_PATH_FETCH_WAIT_MS
+    # wait ends, and each one costs it CPU. None: the consumers' default.
+    fetch_wait_ms: int | None = None
 
     def process(
         self,
@@ -209,7 +209,11 @@ class StageRunner:
                 "queued.max.messages.kbytes": 8192,
                 "statistics.interval.ms": 500,
                 "stats_cb": self._on_stats,
-                "fetch.wait.max.ms": stage.fetch_wait_ms,
+                **(
+                    {}
+                    if stage.fetch_wait_ms is None
+                    else {"fetch.wait.max.ms": stage.fetch_wait_ms}
+                ),
             },
         )
         self.producer = make_producer(
