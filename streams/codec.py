@@ -16,7 +16,7 @@ import copy
 import io
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,6 +41,92 @@ def strip_logical_types(schema: Any) -> Any:
 
 def _parse_plain(raw: dict[str, Any]) -> dict[str, Any]:
     return fastavro.parse_schema(strip_logical_types(copy.deepcopy(raw)))
+
+
+PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
+Tagger = Callable[[Any], Any]
+
+
+def union_tagger(schema: Any, named: dict[str, Any] | None = None) -> Tagger | None:
+    """A function returning a datum of ``schema`` with each non-null value of an
+    optional complex type (``["null", record | array | map | enum | fixed]``) in
+    fastavro's tuple notation, ``(branch name, value)``; None if the schema has none.
+
+    Why: to choose a union's branch, fastavro validates the value against each
+    branch, so an optional record is walked twice and a nested one once per level
+    (a stitched touchpoint: 52 µs to encode, 2x its decode). Named, the branch is
+    taken as is; the writer still rejects a value that does not fit it. The input
+    is not modified: tagged records are shallow copies.
+    """
+    named = {} if named is None else named
+    if isinstance(schema, str):
+        return union_tagger(named[schema], named) if schema in named else None
+    if isinstance(schema, list):
+        complex_ = [b for b in schema if _type_name(b) not in PRIMITIVES]
+        if len(complex_) != 1 or len(schema) != 2 or "null" not in schema:
+            return None  # several complex branches: let fastavro choose
+        branch = complex_[0]
+        name = _branch_name(branch)
+        inner = union_tagger(branch, named)
+        if inner is None:
+            return lambda v: v if v is None or isinstance(v, tuple) else (name, v)
+        return lambda v: v if v is None or isinstance(v, tuple) else (name, inner(v))
+    if not isinstance(schema, dict):
+        return None
+    kind = schema["type"]
+    if kind in ("record", "error", "enum", "fixed"):
+        named[schema["name"]] = schema
+    if kind in ("record", "error"):
+        fields = [(f["name"], union_tagger(f["type"], named)) for f in schema["fields"]]
+        taggers = [(name, t) for name, t in fields if t is not None]
+        if not taggers:
+            return None
+
+        def tag_record(rec: Any) -> Any:
+            if not isinstance(rec, dict):
+                return rec  # the writer reports it
+            out = dict(rec)
+            for name, tag in taggers:
+                if name in out:
+                    out[name] = tag(out[name])
+            return out
+
+        return tag_record
+    if kind == "array":
+        items = union_tagger(schema["items"], named)
+        return (
+            None if items is None else lambda v: [items(x) for x in v] if isinstance(v, list) else v
+        )
+    if kind == "map":
+        values = union_tagger(schema["values"], named)
+        return (
+            None
+            if values is None
+            else lambda v: {k: values(x) for k, x in v.items()} if isinstance(v, dict) else v
+        )
+    if isinstance(kind, (dict, list)) or kind in named:
+        return union_tagger(kind, named)
+    return None
+
+
+def _type_name(schema: Any) -> str:
+    return (
+        schema
+        if isinstance(schema, str)
+        else schema.get("type")
+        if isinstance(schema, dict)
+        else "union"
+    )
+
+
+def _branch_name(schema: Any) -> str:
+    """The name tuple notation uses for a union branch: a named type's full name,
+    else its type."""
+    if isinstance(schema, str):
+        return schema
+    return (
+        schema["name"] if schema["type"] in ("record", "error", "enum", "fixed") else schema["type"]
+    )
 
 
 class SchemaSource(Protocol):
@@ -128,6 +214,7 @@ class TopicCodec:
         self._header = HEADER.pack(MAGIC, schema_id)
         self._writer = _parse_plain(revision.raw)
         self._reader = self._writer
+        self._tag = union_tagger(self._writer) or (lambda record: record)
         # schema id -> parsed writer schema (None: same as reader, no resolution)
         self._writers: dict[int, dict[str, Any] | None] = {schema_id: None}
 
@@ -136,7 +223,9 @@ class TopicCodec:
         buf = io.BytesIO()
         buf.write(self._header)
         try:
-            fastavro.schemaless_writer(buf, self._writer, record, strict_allow_default=True)
+            fastavro.schemaless_writer(
+                buf, self._writer, self._tag(record), strict_allow_default=True
+            )
         except (
             ValueError,
             TypeError,

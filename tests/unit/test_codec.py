@@ -90,3 +90,75 @@ def test_decode_many_separates_errors(codec, example):
     good = codec.encode(TOPIC, example)
     records, errors = codec.for_topic(TOPIC).decode_many([good, b"junk!", good])
     assert len(records) == 2 and len(errors) == 1
+
+
+def _fastavro_untagged(codec, topic, record) -> bytes:
+    """The bytes fastavro writes when it chooses each union branch itself."""
+    import io
+
+    import fastavro
+
+    buf = io.BytesIO()
+    topic_codec = codec.for_topic(topic)
+    fastavro.schemaless_writer(buf, topic_codec._writer, record, strict_allow_default=True)
+    return topic_codec._header + buf.getvalue()
+
+
+def test_union_tagging_writes_the_bytes_fastavro_would_and_leaves_the_record(codec, catalog):
+    import copy
+
+    from streams.codec import union_tagger
+
+    tagged_topics = 0
+    for topic in catalog.topics:
+        schema = catalog.value_schema(topic).raw
+        tagged_topics += union_tagger(codec.for_topic(topic)._writer) is not None
+        for _, value in catalog.examples(topic):
+            record = from_json(schema, value)
+            before = copy.deepcopy(record)
+            assert codec.encode(topic, record) == _fastavro_untagged(codec, topic, record)
+            assert record == before  # tagging copies, never edits the caller's record
+    assert tagged_topics >= 5  # touchpoints, stitched, journeys, ... have optional records
+
+
+def test_a_bad_value_in_an_optional_record_is_still_a_schema_violation(codec):
+    topic = "cust.touchpoints.stitched.v1"
+    record = {
+        "kind": "touchpoint",
+        "customer_key": "c-1",
+        "touchpoint": {"touchpoint_id": 7},  # wrong type, required fields missing
+        "merge_into": None,
+        "origin": None,
+        "state_json": None,
+        "emitted_at": 1,
+    }
+    with pytest.raises(InvalidRecord) as err:
+        codec.encode(topic, record)
+    assert err.value.reason == "schema_violation"
+    with pytest.raises(InvalidRecord):
+        codec.encode(topic, {**record, "touchpoint": "not a record"})
+
+
+def test_union_tagger_leaves_primitive_unions_and_tags_nested_optional_records():
+    from streams.codec import union_tagger
+
+    inner = {"type": "record", "name": "ns.Inner", "fields": [{"name": "x", "type": "long"}]}
+    schema = {
+        "type": "record",
+        "name": "ns.Outer",
+        "fields": [
+            {"name": "s", "type": ["null", "string"]},
+            {"name": "one", "type": ["null", inner]},
+            {"name": "many", "type": ["null", {"type": "array", "items": "ns.Inner"}]},
+            {"name": "again", "type": ["null", "ns.Inner"]},
+        ],
+    }
+    tag = union_tagger(schema)
+    record = {"s": "a", "one": {"x": 1}, "many": [{"x": 2}], "again": None}
+    assert tag(record) == {
+        "s": "a",
+        "one": ("ns.Inner", {"x": 1}),
+        "many": ("array", [{"x": 2}]),
+        "again": None,
+    }
+    assert union_tagger({"type": "record", "name": "P", "fields": [schema["fields"][0]]}) is None
