@@ -4,6 +4,7 @@ import hashlib
 import subprocess
 import sys
 import textwrap
+import time
 
 import duckdb
 import pytest
@@ -36,6 +37,33 @@ def test_tables_are_created_from_the_avro_schemas_with_docs(tmp_path):
     assert "Stitched customer key" in cols["customer_key"][1]
     assert columns(sink.db, "journeys")["touchpoints"][0].endswith("[]")
     sink.close()
+
+
+def test_snapshots_space_out_when_one_takes_more_than_its_share(tmp_path):
+    sink = DuckDBSink(
+        conf=DuckDBSinkSettings(
+            database=tmp_path / "a.duckdb",
+            snapshot=tmp_path / "b.duckdb",
+            snapshot_interval_s=0.5,
+            snapshot_max_share=0.2,
+        )
+    )
+    sink.setup()  # publishes the first snapshot of the real file, and times it
+    try:
+        assert 0 < sink._snapshot_s < 0.1  # an empty database copies quickly
+        assert sink.snapshot_wait_s() == 0.5
+        last = (tmp_path / "b.duckdb").stat().st_mtime_ns
+        sink._snapshot_s = 0.4  # as if the file had grown: 0.4 s is 80% of 0.5 s
+        assert sink.snapshot_wait_s() == pytest.approx(2.0)
+        sink._last_snapshot = time.monotonic() - 1.0  # the interval passed, not the wait
+        sink.publish_snapshot()
+        assert (tmp_path / "b.duckdb").stat().st_mtime_ns == last
+        sink._last_snapshot = time.monotonic() - 2.1
+        sink.publish_snapshot()
+        sink._copy.join()
+        assert (tmp_path / "b.duckdb").stat().st_mtime_ns > last
+    finally:
+        sink.close()
 
 
 def test_an_added_optional_field_becomes_a_column_without_data_loss(tmp_path, bus):

@@ -13,7 +13,8 @@ Guarantees:
 - **Readable while writing.** DuckDB lets one process open a file read-write
   and no other process open it at all, so after a commit the sink publishes a
   read snapshot (checkpoint, copy, atomic rename) at most every
-  ``snapshot_interval_s``; readers open the snapshot read-only
+  ``snapshot_interval_s`` (0.5 s), and less often once a snapshot takes more
+  than ``snapshot_max_share`` of that time; readers open the snapshot read-only
   (``journeybus query``, dashboards) and never block the sink.
 - **Invalid records** (undecodable, or rows DuckDB refuses) become
   ``dead_letters`` rows in the same transaction and go to the topic's ``.dlq``.
@@ -78,7 +79,11 @@ class DuckDBSinkSettings(ConnectorSettings):
 
     database: Path = Path(".journeybus/journeybus.duckdb")
     snapshot: Path = Path(".journeybus/journeybus-read.duckdb")
-    snapshot_interval_s: float = 1.0
+    # A read snapshot at most every snapshot_interval_s, and at least 1/snapshot_max_share
+    # times the last one's duration after it: a snapshot copies the whole file, so as
+    # the database grows they space out instead of taking over the sink.
+    snapshot_interval_s: float = 0.5
+    snapshot_max_share: float = 0.2
     batch_max_rows: int = 20_000
     batch_max_ms: int = 200
     group_id: str = "journeybus-duckdb-sink"
@@ -160,6 +165,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         self.consumer = None
         self.producer = None
         self._last_snapshot = 0.0
+        self._snapshot_s = 0.0  # how long the last snapshot took (checkpoint and copy)
         self.rows_written = 0
         self.assigned = False
         self._pending: Future | None = None
@@ -685,7 +691,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             return
         if copying:
             self._copy.join()
-        if not force and now - self._last_snapshot < self.conf.snapshot_interval_s:
+        if not force and now - self._last_snapshot < self.snapshot_wait_s():
             return
         started = time.perf_counter()
         self.db.execute("CHECKPOINT").fetchall()
@@ -697,13 +703,19 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         if force:
             self._copy.join()
 
+    def snapshot_wait_s(self) -> float:
+        """Seconds from one snapshot to the next: the configured interval, or longer
+        when the last snapshot took more than ``snapshot_max_share`` of it."""
+        return max(self.conf.snapshot_interval_s, self._snapshot_s / self.conf.snapshot_max_share)
+
     def _copy_snapshot(self, started: float) -> None:
         target = self.conf.snapshot
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + f".tmp{os.getpid()}")
         shutil.copyfile(self.conf.database, tmp)
         os.replace(tmp, target)
-        metrics.SINK_SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
+        self._snapshot_s = time.perf_counter() - started
+        metrics.SINK_SNAPSHOT_SECONDS.observe(self._snapshot_s)
 
     def close(self) -> None:
         if self.consumer is not None:
