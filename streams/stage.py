@@ -284,8 +284,7 @@ class StageRunner:
     def run_once(self) -> int:
         """Consume, process, produce and commit one batch; returns its size."""
         self.stage.poll_side_inputs()
-        messages = self.consumer.consume(self.max_batch, timeout=self.poll_timeout_s)
-        batch = [m for m in messages if not self._is_error(m)]
+        batch = [m for m in self._arrived() if not self._is_error(m)]
         started = time.perf_counter()
         ctx = self._context()
         next_offsets: dict[TopicPartitionKey, int] = {}
@@ -325,6 +324,23 @@ class StageRunner:
                 )
             self.processed += len(batch)
         return len(batch)
+
+    def _arrived(self) -> list[Message]:
+        """Up to ``max_batch`` records, returned as soon as any are there.
+
+        ``consume(n, timeout)`` waits for ``n`` records or the whole timeout, so
+        below ``n`` records per timeout every record waited for it at each hop.
+        Here only an empty queue is waited on (``poll_timeout_s``), for its first
+        record; the rest is what is already fetched. Under load the queue refills
+        while a batch is processed, so batches still grow with the rate.
+        """
+        messages = self.consumer.consume(self.max_batch, timeout=0)
+        if messages:
+            return messages
+        first = self.consumer.poll(self.poll_timeout_s)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(self.max_batch - 1, timeout=0)]
 
     def _on_stats(self, text: str) -> None:
         """librdkafka statistics: records prefetched per partition, consumer lag."""
