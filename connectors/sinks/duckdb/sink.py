@@ -57,6 +57,7 @@ from connectors.sinks.duckdb.erasure import (
     hidden_rows_filter,
 )
 from connectors.sinks.duckdb.tables import INGESTED_AT, PRODUCED_AT, TableSpec, table_specs
+from connectors.sinks.duckdb.written import WrittenKeys
 from streams import metrics
 from streams.catalog import Catalog, default_catalog
 from streams.codec import Codec, make_codec
@@ -166,6 +167,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         self.producer = None
         self._last_snapshot = 0.0
         self._snapshot_s = 0.0  # how long the last snapshot took (checkpoint and copy)
+        self.written = WrittenKeys()  # keys each table may hold: new ones skip the delete
         self.rows_written = 0
         self.assigned = False
         self._pending: Future | None = None
@@ -181,7 +183,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         self.db = duckdb.connect(str(self.conf.database))
         # Decoded timestamps are UTC instants; the tables hold them as UTC.
         self.db.execute("SET TimeZone = 'UTC'")
-        # Checkpoints happen when a read snapshot is published (every second or so,
+        # Checkpoints happen when a read snapshot is published (every half second or so,
         # see publish_snapshot); DuckDB's own every-16-MB checkpoint would double
         # the cost of a commit and must not run while a snapshot is being copied.
         self.db.execute("SET wal_autocheckpoint = '4GB'")
@@ -192,6 +194,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         )
         for table in self.tables:
             self._ensure_table(table)
+            self.written.load(db, table.name, self._row_key(table))
         db.execute(ERASURES_DDL)
         db.execute(VIEWS_SQL.read_text())
         self.publish_snapshot(force=True)
@@ -628,11 +631,15 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         )
         if unique:  # the common case: one decoded frame, each record once
             key = _quote(row_key[0])
-            _run(db, f"DELETE FROM {name} WHERE {key} IN (SELECT {key} FROM {view})")
+            keys = arrow.select(row_key)
+            if self.written.may_hold_any(table.name, keys):
+                _run(db, f"DELETE FROM {name} WHERE {key} IN (SELECT {key} FROM {view})")
             select = self._select(
                 table, view, set(arrow.column_names), now_ms, hide_erased=hide_erased
             )
-            return _run(db, f"INSERT INTO {name} BY NAME {select}")[0][0]  # rows inserted
+            inserted = _run(db, f"INSERT INTO {name} BY NAME {select}")[0][0]
+            self.written.add(db, table.name, row_key, keys)
+            return inserted
         # Several frames, a record and its replay in one batch, or latest-version-wins:
         # one row per key first (DuckDB cannot change a row twice in one statement).
         selects = [
@@ -651,7 +658,13 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             f"({' UNION ALL '.join(selects)}) QUALIFY row_number() OVER "
             f"(PARTITION BY {', '.join(keys)} ORDER BY {order}) = 1",
         )
+        distinct = ", ".join(_quote(k) for k in row_key)
+        keys = db.sql(f"SELECT DISTINCT {distinct} FROM _rows").to_arrow_table()
+        held = self.written.may_hold_any(table.name, keys)
+        self.written.add(db, table.name, row_key, keys)
         match = " AND ".join(f"{name}.{_quote(k)} = r.{_quote(k)}" for k in row_key)
+        if not held:  # every key is new: nothing to replace or to compare versions with
+            return _run(db, f"INSERT INTO {name} BY NAME SELECT * FROM _rows")[0][0]
         if table.version:
             version = _quote(table.version)
             _run(
@@ -665,7 +678,6 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
                 f"(SELECT 1 FROM {name} WHERE {match})",
             )
         else:
-            distinct = ", ".join(_quote(k) for k in row_key)
             _run(
                 db,
                 f"DELETE FROM {name} USING (SELECT DISTINCT {distinct} FROM _rows) r WHERE {match}",
