@@ -1,7 +1,7 @@
 """End to end, from the HTTP collector to a row a query can read, and RSS over time.
 
 Runs the whole stack as ``journeybus up`` does (embedded broker, every stage,
-the DuckDB sink with its default read snapshot every second, the HTTP
+the DuckDB sink with its default read snapshots (every 0.5 s), the HTTP
 collector), each component its own process, then sends generated populations
 the way real sources do (``publish_via_collector``: Segment batches and
 webhooks through the collector, order events from the order system):
@@ -305,7 +305,7 @@ def main() -> None:
             title = "End to end: collector to queryable DuckDB row"
     lines.append(
         "how: `journeybus up`'s processes (broker, 5 stages, sink with a read snapshot "
-        "every 1 s, collector) on this machine; populations sent through the collector "
+        "every 0.5 s, collector) on this machine; populations sent through the collector "
         "by one client (publish_via_collector), the order system's events produced to "
         "its topic; a poller opens the read snapshot every 0.1 s"
     )

@@ -89,7 +89,7 @@ def main(n: int = 300_000) -> dict[str, float]:
                 f"read snapshots: {snapshots:.0f} published, {snapshot_s:.2f} s each on average "
                 f"(database file {size_mb:.0f} MB at the end)",
                 "how: embedded broker backlog, sink with its default settings (batches of up to "
-                "20k rows, a read snapshot at most every second), DuckDB file on local disk",
+                "20k rows, a read snapshot at most every 0.5 s), DuckDB file on local disk",
             ],
         )
     )
