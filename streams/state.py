@@ -66,25 +66,27 @@ class PartitionStore:
         self._cache[key] = _MISSING
         self._dirty[key] = None
 
-    def due_keys(self, upto: int, prefix: str = "") -> list[str]:
-        """Keys starting with ``prefix`` whose ``due`` is at or before ``upto``.
+    def due_keys(self, upto: int, prefix: str = "", limit: int | None = None) -> list[str]:
+        """Keys starting with ``prefix`` whose ``due`` is at or before ``upto``, in key
+        order; with ``limit``, the first ``limit`` of them (read without listing the rest).
 
         Keys of different prefixes may use different clocks (event time,
         processing time); a prefix selects one kind of timer.
         """
-        rows = self._db.execute(
-            "SELECT key FROM kv WHERE due IS NOT NULL AND due <= ? AND key >= ? AND key < ?",
-            (upto, prefix, prefix + "\uffff"),
-        )
-        keys = {k for (k,) in rows}
-        for key, entry in self._dirty.items():
-            if not key.startswith(prefix):
-                continue
+        dirty = [(k, e) for k, e in self._dirty.items() if k.startswith(prefix)]
+        sql = "SELECT key FROM kv WHERE due IS NOT NULL AND due <= ? AND key >= ? AND key < ?"
+        args: tuple = (upto, prefix, prefix + "\uffff")
+        if limit is not None:
+            # each uncommitted change can drop one stored key: read that many more
+            sql += " ORDER BY key LIMIT ?"
+            args += (limit + len(dirty),)
+        keys = {k for (k,) in self._db.execute(sql, args)}
+        for key, entry in dirty:
             if entry is None or entry[1] is None or entry[1] > upto:
                 keys.discard(key)
             else:
                 keys.add(key)
-        return sorted(keys)
+        return sorted(keys)[:limit]
 
     def next_offset(self) -> int | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = 'next_offset'").fetchone()

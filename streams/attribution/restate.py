@@ -87,7 +87,7 @@ class PartitionModel:
         """Up to ``limit`` remembered conversions credited before ``epoch``; each is
         marked as credited in ``epoch`` (the caller emits its new credits)."""
         out = []
-        for key in self.store.due_keys(epoch - 1, prefix=CONVERSION)[:limit]:
+        for key in self.store.due_keys(epoch - 1, prefix=CONVERSION, limit=limit):
             journey = self.store.get(key)
             self.store.put(key, journey, due=epoch)
             out.append(journey)

@@ -49,3 +49,19 @@ def test_due_keys_select_by_prefix_and_see_pending_writes(tmp_path):
     assert store.due_keys(200, "c:") == ["c:y"]
     assert store.due_keys(200, "h:") == ["h:x"]
     assert store.due_keys(4, "h:") == []
+
+
+def test_due_keys_with_a_limit_are_the_first_in_key_order_pending_writes_included(tmp_path):
+    store = PartitionStore(tmp_path / "p.sqlite")
+    for i in range(50):
+        store.put(f"c:{i:03d}", {}, due=10)
+    store.commit(1)
+    store.put("c:000", {}, due=None)  # pending: no longer due
+    store.put("c:001", {}, due=None)
+    store.put("c:0005", {}, due=1)  # pending: newly due, sorts among the first
+    expected = store.due_keys(100, "c:")[:5]
+    assert expected == ["c:0005", "c:002", "c:003", "c:004", "c:005"]
+    assert store.due_keys(100, "c:", limit=5) == expected
+    store.commit(2)
+    assert store.due_keys(100, "c:", limit=5) == expected
+    assert store.due_keys(100, "c:", limit=100) == store.due_keys(100, "c:")
