@@ -32,6 +32,34 @@ def versions() -> str:
     return ", ".join(f"{name} {version(name)}" for name in PACKAGES)
 
 
+def code_version() -> str:
+    """The commit measured, and whether the working tree had changes on top of it."""
+    import subprocess
+
+    root = Path(__file__).parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!bench/RESULTS.md",
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown (no git)"
+    return f"{head or 'unknown'}{' with uncommitted changes' if dirty else ''}"
+
+
 def record(title: str, lines: list[str]) -> str:
     """Append one result section; returns its text."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -41,6 +69,7 @@ def record(title: str, lines: list[str]) -> str:
             "",
             f"- machine: {machine()}",
             f"- versions: {versions()}",
+            f"- code: {code_version()}",
             f"- command: `{' '.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ''}`",
             *[f"- {line}" for line in lines],
             "",
