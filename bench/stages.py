@@ -51,6 +51,8 @@ from streams.stage import Stage, StageRunner
 from streams.topics import admin_client, create_topics
 
 NAIVE = "naive Faust normalise (per-event agent)"
+CEILING = "ceiling (consume → produce)"
+ONE, TWO = "normalise, 1 worker", "normalise, 2 workers"
 QUIET_S = 3.0  # a run is over once no record came for this long
 # first record, last record (wall clock), events, CPU seconds of the process (every
 # thread: librdkafka's too) from its start to the last record
@@ -231,7 +233,8 @@ def faust_naive(
 @contextlib.contextmanager
 def preloaded(customers: int) -> Iterator[tuple[str, Path, Settings, int]]:
     """An embedded broker whose raw topics hold a generated population: (bootstrap,
-    a temporary runtime directory, its settings, raw events published)."""
+    a temporary runtime directory, its settings, raw events published). The broker's
+    process id is ``BROKER_PID[bootstrap]``."""
     events = PopulationGenerator(customers, seed=3).generate()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         root = Path(tmp)
@@ -244,43 +247,65 @@ def preloaded(customers: int) -> Iterator[tuple[str, Path, Settings, int]]:
         ).values():
             future.result(30)
         raw = publish_events(events, make_codec(settings), make_producer(settings, bootstrap))
-        yield bootstrap, root, settings, raw
+        BROKER_PID[bootstrap] = broker.process.pid
+        try:
+            yield bootstrap, root, settings, raw
+        finally:
+            BROKER_PID.pop(bootstrap, None)
+
+
+BROKER_PID: dict[str, int] = {}
 
 
 def main(customers: int = 4000) -> dict[str, float]:
+    timings: dict[str, list[Timing]] = {}
+    broker_s: dict[str, float] = {}  # the broker's CPU seconds over each step
+
     with preloaded(customers) as (bootstrap, root, settings, raw):
-        timings = {
-            "ceiling (consume → produce)": [ceiling(bootstrap, settings)],
-            NAIVE: [faust_naive(bootstrap, root / "faust")],
-            "normalise, 1 worker": normalise_workers(bootstrap, root / "n1", 1, "bench-norm-1"),
-        }
+
+        def measure(name: str, step: Callable[[], list[Timing]]) -> None:
+            before = process_cpu_s(BROKER_PID[bootstrap])
+            timings[name] = step()
+            broker_s[name] = process_cpu_s(BROKER_PID[bootstrap]) - before
+
+        measure(CEILING, lambda: [ceiling(bootstrap, settings)])
+        measure(NAIVE, lambda: [faust_naive(bootstrap, root / "faust")])
+        measure(ONE, lambda: normalise_workers(bootstrap, root / "n1", 1, "bench-norm-1"))
         # the 1-worker run's stitched output feeds journeys, whose journeys feed
         # attribution; the 2-worker run comes last (its output would be a second copy)
-        timings["journeys"] = [run_stage(JourneysStage(), bootstrap, settings, "bench-journeys")]
-        timings["attribution"] = [
-            run_stage(AttributionStage(), bootstrap, settings, "bench-attribution")
-        ]
-        timings["normalise, 2 workers"] = normalise_workers(
-            bootstrap, root / "n2", 2, "bench-norm-2"
-        )
+        measure("journeys", lambda: [run_stage(JourneysStage(), bootstrap, settings, "bj")])
+        measure("attribution", lambda: [run_stage(AttributionStage(), bootstrap, settings, "ba")])
+        measure(TWO, lambda: normalise_workers(bootstrap, root / "n2", 2, "bench-norm-2"))
     rates = {name: rate(t) for name, t in timings.items()}
     events_by = {name: sum(x[2] for x in t) for name, t in timings.items()}
-    one, two = rates["normalise, 1 worker"], rates["normalise, 2 workers"]
+    one, two = rates[ONE], rates[TWO]
     lines = [f"population: {customers:,} customers, {raw:,} raw events"]
     lines += [
         f"{name}: **{r:,.0f} events/s** ({events_by[name]:,} records, "
-        f"{cpu_per_event_us(timings[name]):,.0f} µs CPU each)"
+        f"{cpu_per_event_us(timings[name]):,.0f} µs CPU each; the broker "
+        f"{broker_s[name] / max(events_by[name], 1) * 1e6:,.0f} µs per record)"
         for name, r in rates.items()
     ]
     lines += [
         f"2 normalise workers vs 1: **{two / one:.2f}x**; "
-        f"normalise vs ceiling: {one / rates['ceiling (consume → produce)']:.2f}; "
+        f"normalise vs ceiling: {one / rates[CEILING]:.2f}; "
         f"normalise (1 worker) vs naive Faust: **{one / rates[NAIVE]:.1f}x**",
+        f"cores the normalise workers kept busy: {cores(timings[ONE]):.2f} (1 worker), "
+        f"{cores(timings[TWO]):.2f} (2 workers)",
         "how: one run, embedded broker, raw topics pre-loaded; rates from first to last "
-        "record handled; 2 workers are processes owning half of each raw topic's partitions",
+        "record handled; 2 workers are processes owning half of each raw topic's "
+        "partitions; the broker's CPU is over each whole step (start-up and the "
+        f"{QUIET_S:.0f} s quiet tail included)",
     ]
     print(record("Stage throughput: ceiling and journeybus stages", lines))
     return rates
+
+
+def cores(timings: list[Timing]) -> float:
+    """CPU seconds of a step's processes over the seconds from its first record to its
+    last: the cores they kept busy."""
+    span = max(t[1] for t in timings) - min(t[0] for t in timings)
+    return sum(t[3] for t in timings) / max(span, 1e-9)
 
 
 if __name__ == "__main__":
