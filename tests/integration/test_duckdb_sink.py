@@ -40,7 +40,7 @@ def test_tables_are_created_from_the_avro_schemas_with_docs(tmp_path):
     sink.close()
 
 
-def test_snapshots_space_out_when_one_takes_more_than_its_share(tmp_path):
+def test_snapshots_space_out_when_copying_takes_more_than_its_share(tmp_path):
     sink = DuckDBSink(
         conf=DuckDBSinkSettings(
             database=tmp_path / "a.duckdb",
@@ -51,10 +51,10 @@ def test_snapshots_space_out_when_one_takes_more_than_its_share(tmp_path):
     )
     sink.setup()  # publishes the first snapshot of the real file, and times it
     try:
-        assert 0 < sink._snapshot_s < 0.1  # an empty database copies quickly
+        assert 0 < sink._copy_s < 0.1  # an empty database copies quickly
         assert sink.snapshot_wait_s() == 0.5
         last = (tmp_path / "b.duckdb").stat().st_mtime_ns
-        sink._snapshot_s = 0.4  # as if the file had grown: 0.4 s is 80% of 0.5 s
+        sink._copy_s = 0.4  # as if the file had grown: 0.4 s is 80% of 0.5 s
         assert sink.snapshot_wait_s() == pytest.approx(2.0)
         sink._last_snapshot = time.monotonic() - 1.0  # the interval passed, not the wait
         sink.publish_snapshot()
