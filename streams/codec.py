@@ -44,6 +44,15 @@ def _parse_plain(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
+# the Python type fastavro writes for each complex Avro type
+PYTHON_TYPES = {
+    "record": dict,
+    "error": dict,
+    "map": dict,
+    "array": list,
+    "enum": str,
+    "fixed": bytes,
+}
 Tagger = Callable[[Any], Any]
 
 
@@ -66,11 +75,15 @@ def union_tagger(schema: Any, named: dict[str, Any] | None = None) -> Tagger | N
         if len(complex_) != 1 or len(schema) != 2 or "null" not in schema:
             return None  # several complex branches: let fastavro choose
         branch = complex_[0]
+        if isinstance(branch, str) and branch not in named:
+            return None  # a name this walk has not seen defined: let fastavro choose
         name = _branch_name(branch)
-        inner = union_tagger(branch, named)
-        if inner is None:
-            return lambda v: v if v is None or isinstance(v, tuple) else (name, v)
-        return lambda v: v if v is None or isinstance(v, tuple) else (name, inner(v))
+        kind = (named[branch] if isinstance(branch, str) else branch)["type"]
+        # Only a value of the branch's Python type is tagged: anything else (a string
+        # where an array belongs) is left to fastavro's validation, which rejects it.
+        fits = PYTHON_TYPES[kind]
+        inner = union_tagger(branch, named) or (lambda v: v)
+        return lambda v: (name, inner(v)) if isinstance(v, fits) else v
     if not isinstance(schema, dict):
         return None
     kind = schema["type"]

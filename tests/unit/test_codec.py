@@ -140,6 +140,10 @@ def test_a_bad_value_in_an_optional_record_is_still_a_schema_violation(codec):
 
 
 def test_union_tagger_leaves_primitive_unions_and_tags_nested_optional_records():
+    import io
+
+    import fastavro
+
     from streams.codec import union_tagger
 
     inner = {"type": "record", "name": "ns.Inner", "fields": [{"name": "x", "type": "long"}]}
@@ -162,3 +166,10 @@ def test_union_tagger_leaves_primitive_unions_and_tags_nested_optional_records()
         "again": None,
     }
     assert union_tagger({"type": "record", "name": "P", "fields": [schema["fields"][0]]}) is None
+    # a value of the wrong kind is left for fastavro's validation to reject
+    assert tag({"one": "text", "many": "abc"}) == {"one": "text", "many": "abc"}
+    parsed = fastavro.parse_schema(schema)
+    with pytest.raises(ValueError):
+        fastavro.schemaless_writer(
+            io.BytesIO(), parsed, tag({"s": None, "one": None, "many": "abc", "again": None})
+        )
