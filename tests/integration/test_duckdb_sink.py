@@ -184,6 +184,24 @@ def test_records_sent_again_after_a_restart_replace_their_rows(tmp_path, bus):
     ).fetchone() == (350, 350, 100)
 
 
+def test_a_key_filter_rebuilt_mid_batch_still_knows_that_batchs_keys(tmp_path, bus):
+    from connectors.sinks.duckdb.written import WrittenKeys
+
+    tps = touchpoints(30)
+    sink = SinkThread(tmp_path, bus)
+    sink.sink.written = WrittenKeys(min_capacity=10)  # full at the first batch: rebuilt
+    with sink as run:
+        produce(bus, TOUCHPOINTS, tps + tps[:5], key="customer_key")  # a replay inside
+        assert run.wait_consumed(TOUCHPOINTS, 35)
+        produce(bus, TOUCHPOINTS, [{**tp, "channel": "Replayed"} for tp in tps], key="customer_key")
+        assert run.wait_consumed(TOUCHPOINTS, 65)
+    db = duckdb.connect(str(tmp_path / "sink.duckdb"), read_only=True)
+    assert db.execute(
+        "SELECT count(*), count(DISTINCT touchpoint_id), count(*) FILTER (channel = 'Replayed') "
+        "FROM touchpoints"
+    ).fetchone() == (30, 30, 30)
+
+
 READER = textwrap.dedent("""
     import sys, time, duckdb
     views = ["channel_performance", "conversion_paths", "path_transitions",

@@ -662,12 +662,11 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         )
         distinct = ", ".join(_quote(k) for k in row_key)
         keys = db.sql(f"SELECT DISTINCT {distinct} FROM _rows").to_arrow_table()
-        held = self.written.may_hold_any(table.name, keys)
-        self.written.add(db, table.name, row_key, keys)
         match = " AND ".join(f"{name}.{_quote(k)} = r.{_quote(k)}" for k in row_key)
-        if not held:  # every key is new: nothing to replace or to compare versions with
-            return _run(db, f"INSERT INTO {name} BY NAME SELECT * FROM _rows")[0][0]
-        if table.version:
+        if not self.written.may_hold_any(table.name, keys):
+            # every key is new: nothing to replace or to compare versions with
+            written = _run(db, f"INSERT INTO {name} BY NAME SELECT * FROM _rows")[0][0]
+        elif table.version:
             version = _quote(table.version)
             _run(
                 db,
@@ -679,13 +678,16 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
                 f"INSERT INTO {name} BY NAME SELECT r.* FROM _rows r WHERE NOT EXISTS "
                 f"(SELECT 1 FROM {name} WHERE {match})",
             )
+            written = _run(db, "SELECT count(*) FROM _rows")[0][0]
         else:
             _run(
                 db,
                 f"DELETE FROM {name} USING (SELECT DISTINCT {distinct} FROM _rows) r WHERE {match}",
             )
-            return _run(db, f"INSERT INTO {name} BY NAME SELECT * FROM _rows")[0][0]
-        return _run(db, "SELECT count(*) FROM _rows")[0][0]
+            written = _run(db, f"INSERT INTO {name} BY NAME SELECT * FROM _rows")[0][0]
+        # after the insert: a filter rebuilt from the table now must find these keys
+        self.written.add(db, table.name, row_key, keys)
+        return written
 
     # -- readers ------------------------------------------------------------------------------
     def publish_snapshot(self, force: bool = False) -> None:
