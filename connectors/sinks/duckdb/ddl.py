@@ -33,7 +33,8 @@ class Column:
     pii: str | None = None
 
 
-def _quote(name: str) -> str:
+def quote_ident(name: str) -> str:
+    """A DuckDB identifier, double-quoted."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -59,7 +60,7 @@ def avro_type(schema: Any, names: dict[str, Any] | None = None) -> str:
     if kind == "record":
         names[schema["name"]] = schema
         fields = ", ".join(
-            f"{_quote(f['name'])} {avro_type(f['type'], names)}" for f in schema["fields"]
+            f"{quote_ident(f['name'])} {avro_type(f['type'], names)}" for f in schema["fields"]
         )
         return f"STRUCT({fields})"
     if kind == "enum":
@@ -100,11 +101,12 @@ def create_table_sql(table: str, columns: list[Column], key: tuple[str, ...]) ->
     than maintaining an ART index on upsert.
     """
     cols = ",\n  ".join(
-        f"{_quote(c.name)} {c.duck_type}" + (" NOT NULL" if c.name in key else "") for c in columns
+        f"{quote_ident(c.name)} {c.duck_type}" + (" NOT NULL" if c.name in key else "")
+        for c in columns
     )
-    return f"CREATE TABLE IF NOT EXISTS {_quote(table)} (\n  {cols}\n)"
+    return f"CREATE TABLE IF NOT EXISTS {quote_ident(table)} (\n  {cols}\n)"
 
 
 def comment_sql(table: str, column: Column) -> str:
     doc = column.doc.replace("'", "''")
-    return f"COMMENT ON COLUMN {_quote(table)}.{_quote(column.name)} IS '{doc}'"
+    return f"COMMENT ON COLUMN {quote_ident(table)}.{quote_ident(column.name)} IS '{doc}'"

@@ -23,6 +23,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from connectors.sinks.duckdb.ddl import quote_ident
 from connectors.sinks.duckdb.tables import TableSpec
 from streams.erasure.logic import ErasureList, request_keys
 
@@ -52,10 +53,6 @@ COMMENT ON COLUMN {ERASURES_TABLE}.rows_by_table IS 'JSON: table -> rows deleted
 """
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def subject_columns(columns: list[str]) -> tuple[list[str], list[str]]:
     """(text columns, blob columns) among ``columns`` that name a customer."""
     return (
@@ -70,7 +67,9 @@ def _hidden_by(
     """SQL: an ``erased`` key (columns k, requested_at, opt_out) names the row and hides
     it: the customer opted out, or the row's time is before the request (plus
     ``settle_ms``; an unknown time counts as before)."""
-    named = [f"e.k = {_quote(c)}" for c in text] + [f"encode(e.k) = {_quote(c)}" for c in blobs]
+    named = [f"e.k = {quote_ident(c)}" for c in text] + [
+        f"encode(e.k) = {quote_ident(c)}" for c in blobs
+    ]
     return (
         f"EXISTS (SELECT 1 FROM {erased} e WHERE ({' OR '.join(named)}) AND (e.opt_out OR "
         f"coalesce({row_time_ms} < e.requested_at + {int(settle_ms)}, TRUE)))"
@@ -82,7 +81,7 @@ def _row_time(columns: set[str], produced: str, settle_ms: int) -> tuple[str, in
     row by when its record was produced (a stage may produce a forgotten customer's
     row for up to ``settle_ms`` after the request, until it has applied it)."""
     if "received_time" in columns:
-        return f"epoch_ms({_quote('received_time')})", 0
+        return f"epoch_ms({quote_ident('received_time')})", 0
     return produced, settle_ms
 
 
@@ -113,7 +112,7 @@ def apply_request(
             continue
         row_time, settle = _row_time(names, "epoch_ms(_produced_at)", settle_ms)
         hidden = _hidden_by("_erase_keys", text, blobs, row_time, settle)
-        (count,) = db.execute(f"DELETE FROM {_quote(table.name)} WHERE {hidden}").fetchone()
+        (count,) = db.execute(f"DELETE FROM {quote_ident(table.name)} WHERE {hidden}").fetchone()
         if count:
             deleted[table.name] = int(count)
     db.execute(

@@ -48,7 +48,7 @@ from connectors.registry import sink
 from connectors.settings import ConnectorSettings, connector_config
 from connectors.sinks.duckdb import ddl
 from connectors.sinks.duckdb.batch_decode import decode_records
-from connectors.sinks.duckdb.ddl import Column
+from connectors.sinks.duckdb.ddl import Column, quote_ident
 from connectors.sinks.duckdb.erasure import (
     ERASED_VIEW,
     ERASURES_DDL,
@@ -97,10 +97,6 @@ class DuckDBSinkSettings(ConnectorSettings):
     # A row of a forgotten customer produced up to this long after the erasure request
     # was made by a stage that had not applied it yet is kept out too.
     erasure_settle_ms: int = 10_000
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class PiiPolicy:
@@ -215,7 +211,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         if not existing:
             db.execute(ddl.create_table_sql(table.name, columns, table.key))
             db.execute(
-                f"COMMENT ON TABLE {_quote(table.name)} IS "
+                f"COMMENT ON TABLE {quote_ident(table.name)} IS "
                 f"'{table.description.replace(chr(39), chr(39) * 2)}'"
             )
             for col in columns:
@@ -225,8 +221,8 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             if col.name not in existing:
                 # An added optional field: a new nullable column, no data lost.
                 db.execute(
-                    f"ALTER TABLE {_quote(table.name)} ADD COLUMN "
-                    f"{_quote(col.name)} {col.duck_type}"
+                    f"ALTER TABLE {quote_ident(table.name)} ADD COLUMN "
+                    f"{quote_ident(col.name)} {col.duck_type}"
                 )
                 db.execute(ddl.comment_sql(table.name, col))
                 log.info("added column %s.%s", table.name, col.name)
@@ -573,20 +569,20 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             by_column = {out: src for src, out in table.parent.items()}
             for col in table.columns:
                 if col.name in by_column:
-                    source = _quote(by_column[col.name])
+                    source = quote_ident(by_column[col.name])
                 elif col.name == "position":
                     source = "__idx::INTEGER"
                 else:
-                    source = f"__item.{_quote(col.name)}" if col.name in items else "NULL"
+                    source = f"__item.{quote_ident(col.name)}" if col.name in items else "NULL"
                 exprs.append(self._expr(table, col, source))
             origin = (
-                f"(SELECT *, unnest(range(len({_quote(table.explode)}))) AS __idx, "
-                f"unnest({_quote(table.explode)}) AS __item FROM {view})"
+                f"(SELECT *, unnest(range(len({quote_ident(table.explode)}))) AS __idx, "
+                f"unnest({quote_ident(table.explode)}) AS __item FROM {view})"
             )
         else:
             for col in table.columns:
                 if col.name in available:
-                    source = _quote(col.name)
+                    source = quote_ident(col.name)
                 else:  # a field the writer's (older) schema did not have: its default
                     source = f"CAST({_literal(table.defaults.get(col.name))} AS {col.duck_type})"
                 exprs.append(self._expr(table, col, source))
@@ -600,7 +596,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         return f"{select} WHERE {hidden}" if hidden else select
 
     def _expr(self, table: TableSpec, col: Column, source: str) -> str:
-        return f"{self.pii.expression(col, source, table.key)} AS {_quote(col.name)}"
+        return f"{self.pii.expression(col, source, table.key)} AS {quote_ident(col.name)}"
 
     def _row_key(self, table: TableSpec) -> list[str]:
         """The columns that identify a record's rows (an exploded table: its parent's key)."""
@@ -622,7 +618,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         and inserted again in the batch's transaction. A record's rows are deleted
         as a whole (a journey republished with fewer touches loses the others).
         """
-        name = _quote(table.name)
+        name = quote_ident(table.name)
         row_key = self._row_key(table)
         ((view, arrow),) = parts if len(parts) == 1 else [(None, None)]
         unique = (
@@ -632,7 +628,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             and pc.count_distinct(arrow.column(row_key[0])).as_py() == arrow.num_rows
         )
         if unique:  # the common case: one decoded frame, each record once
-            key = _quote(row_key[0])
+            key = quote_ident(row_key[0])
             keys = arrow.select(row_key)
             if self.written.may_hold_any(table.name, keys):
                 _run(db, f"DELETE FROM {name} WHERE {key} IN (SELECT {key} FROM {view})")
@@ -650,24 +646,24 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             )
             for v, a in parts
         ]
-        keys = [_quote(k) for k in table.key]
+        keys = [quote_ident(k) for k in table.key]
         order = "__pos DESC"
         if table.version:
-            order = f"{_quote(table.version)} DESC NULLS LAST, {order}"
+            order = f"{quote_ident(table.version)} DESC NULLS LAST, {order}"
         _run(
             db,
             f"CREATE OR REPLACE TEMP TABLE _rows AS SELECT * EXCLUDE (__pos) FROM "
             f"({' UNION ALL '.join(selects)}) QUALIFY row_number() OVER "
             f"(PARTITION BY {', '.join(keys)} ORDER BY {order}) = 1",
         )
-        distinct = ", ".join(_quote(k) for k in row_key)
+        distinct = ", ".join(quote_ident(k) for k in row_key)
         keys = db.sql(f"SELECT DISTINCT {distinct} FROM _rows").to_arrow_table()
-        match = " AND ".join(f"{name}.{_quote(k)} = r.{_quote(k)}" for k in row_key)
+        match = " AND ".join(f"{name}.{quote_ident(k)} = r.{quote_ident(k)}" for k in row_key)
         if not self.written.may_hold_any(table.name, keys):
             # every key is new: nothing to replace or to compare versions with
             written = _run(db, f"INSERT INTO {name} BY NAME SELECT * FROM _rows")[0][0]
         elif table.version:
-            version = _quote(table.version)
+            version = quote_ident(table.version)
             _run(
                 db,
                 f"DELETE FROM {name} USING _rows r WHERE {match} "

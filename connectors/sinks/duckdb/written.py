@@ -21,12 +21,10 @@ from __future__ import annotations
 import pyarrow as pa
 from rbloom import Bloom
 
+from connectors.sinks.duckdb.ddl import quote_ident
+
 FALSE_POSITIVE_RATE = 0.01
 MIN_CAPACITY = 1_000_000  # keys; 1.2 MB per table at 1%
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def key_values(keys: pa.Table) -> list:
@@ -46,8 +44,8 @@ class WrittenKeys:
 
     def load(self, db, table: str, key: list[str]) -> None:
         """(Re)build ``table``'s filter from every key in it, sized for twice its rows."""
-        select = f"SELECT {', '.join(_quote(k) for k in key)} FROM {_quote(table)}"
-        rows = db.execute(f"SELECT count(*) FROM {_quote(table)}").fetchall()[0][0]
+        select = f"SELECT {', '.join(quote_ident(k) for k in key)} FROM {quote_ident(table)}"
+        rows = db.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchall()[0][0]
         capacity = max(self.min_capacity, 2 * rows)
         bloom = Bloom(capacity, FALSE_POSITIVE_RATE)
         reader = db.sql(select).to_arrow_reader(100_000)
