@@ -57,7 +57,7 @@ from connectors.sinks.duckdb.erasure import (
     hidden_rows_filter,
 )
 from connectors.sinks.duckdb.tables import INGESTED_AT, PRODUCED_AT, TableSpec, table_specs
-from connectors.sinks.duckdb.written import WrittenKeys
+from connectors.sinks.duckdb.written import WrittenKeys, key_values
 from streams import metrics
 from streams.catalog import Catalog, default_catalog
 from streams.codec import Codec, make_codec
@@ -629,7 +629,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         )
         if unique:  # the common case: one decoded frame, each record once
             key = quote_ident(row_key[0])
-            keys = arrow.select(row_key)
+            keys = key_values(arrow.select(row_key))
             if self.written.may_hold_any(table.name, keys):
                 _run(db, f"DELETE FROM {name} WHERE {key} IN (SELECT {key} FROM {view})")
             select = self._select(
@@ -657,7 +657,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             f"(PARTITION BY {', '.join(keys)} ORDER BY {order}) = 1",
         )
         distinct = ", ".join(quote_ident(k) for k in row_key)
-        keys = db.sql(f"SELECT DISTINCT {distinct} FROM _rows").to_arrow_table()
+        keys = key_values(db.sql(f"SELECT DISTINCT {distinct} FROM _rows").to_arrow_table())
         match = " AND ".join(f"{name}.{quote_ident(k)} = r.{quote_ident(k)}" for k in row_key)
         if not self.written.may_hold_any(table.name, keys):
             # every key is new: nothing to replace or to compare versions with

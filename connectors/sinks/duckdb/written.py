@@ -53,20 +53,21 @@ class WrittenKeys:
             bloom.update(key_values(pa.Table.from_batches([batch])))
         self._filters[table], self._capacity[table], self._added[table] = bloom, capacity, rows
 
-    def may_hold_any(self, table: str, keys: pa.Table) -> bool:
-        """False only if no row of ``table`` has any of ``keys`` (one column per key part)."""
+    def may_hold_any(self, table: str, keys: list) -> bool:
+        """False only if no row of ``table`` has any of ``keys`` (``key_values``)."""
         bloom = self._filters.get(table)
         if bloom is None:
             return True  # not loaded: assume the worst
-        return any(k in bloom for k in key_values(keys))
+        return any(k in bloom for k in keys)
 
-    def add(self, db, table: str, key: list[str], keys: pa.Table) -> None:
-        """Remember ``keys`` as written to ``table``; rebuild from ``db`` (which sees
-        them) once the filter holds more keys than it was sized for."""
+    def add(self, db, table: str, key: list[str], keys: list) -> None:
+        """Remember ``keys`` (``key_values``) as written to ``table``; rebuild from ``db``
+        (which must already hold them) once the filter holds more keys than it was
+        sized for."""
         bloom = self._filters.get(table)
         if bloom is None:
             return
-        bloom.update(key_values(keys))
-        self._added[table] += keys.num_rows
+        bloom.update(keys)
+        self._added[table] += len(keys)
         if self._added[table] > self._capacity[table]:
             self.load(db, table, key)
