@@ -80,8 +80,8 @@ def dead_letter_record(
 def dead_letter_for_message(
     stage: str, msg: Any, error: InvalidRecord, now_ms: int, event_id: str | None = None
 ) -> dict[str, Any]:
-    """The dead letter of a consumed Kafka message (counted in the metrics)."""
-    metrics.DEAD_LETTERS.labels(stage, msg.topic(), error.reason).inc()
+    """The dead letter of a consumed Kafka message (the caller counts it in
+    ``journeybus_dead_letters_total`` once it is produced)."""
     headers = {
         k: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
         for k, v in (msg.headers() or [])

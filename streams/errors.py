@@ -5,9 +5,17 @@
   go on. Never retried, never crashes a pipeline.
 - ``FatalError``: misconfiguration or a broken invariant; stop the process and
   let the supervisor restart it after the operator fixed the cause.
+- Anything else raised while handling one record (a bug the record exposes) is
+  that record's dead letter with reason ``internal_error``, not the end of the
+  stage (``is_record_fault``, ``internal_error``); failures of the machine
+  (disk, memory) are not blamed on a record.
 """
 
 from __future__ import annotations
+
+import sqlite3
+
+from confluent_kafka import KafkaException
 
 
 class JourneybusError(Exception):
@@ -60,3 +68,35 @@ class DecodeError(InvalidRecord):
 
     def __init__(self, message: str, **where: object) -> None:
         super().__init__("decode_error", message, **where)  # type: ignore[arg-type]
+
+
+class OutputRejected(JourneybusError):
+    """A stage built an output that does not fit its topic's schema (a bug in the
+    stage, found on the record that produced it)."""
+
+    def __init__(self, topic: str, cause: BaseException) -> None:
+        super().__init__(f"its output to {topic} does not fit the schema: {cause}")
+        self.topic = topic
+
+
+# Failures of the machine, not of a record: never dead-lettered, they stop the process
+# (the supervisor restarts it) before a full disk turns every record into a dead letter.
+ENVIRONMENT_ERRORS: tuple[type[BaseException], ...] = (OSError, MemoryError, sqlite3.Error)
+
+
+def is_record_fault(exc: BaseException) -> bool:
+    """Whether an exception raised while handling one record may be blamed on it.
+
+    Not: the typed ``FatalError``/``Retriable`` (configuration, broker), failures of the
+    machine (``ENVIRONMENT_ERRORS``), nor interrupts (not ``Exception``s)."""
+    unblamable = (FatalError, Retriable, KafkaException, *ENVIRONMENT_ERRORS)
+    return isinstance(exc, Exception) and not isinstance(exc, unblamable)
+
+
+def internal_error(exc: BaseException, what: str) -> InvalidRecord:
+    """The dead-letter reason of a record on which ``what`` raised unexpectedly:
+    ``internal_error``, with the exception's type and message."""
+    if isinstance(exc, InvalidRecord):
+        return exc
+    detail = str(exc) if isinstance(exc, OutputRejected) else f"{type(exc).__name__}: {exc}"
+    return InvalidRecord("internal_error", f"{what} failed on this record: {detail}"[:2000])

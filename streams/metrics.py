@@ -33,6 +33,18 @@ DEAD_LETTER_HALTS = Counter(
     "Times a stage halted because its dead-letter rate exceeded the limit.",
     ["stage"],
 )
+STAGE_ERRORS = Counter(
+    "journeybus_stage_errors_total",
+    "Unexpected exceptions caught in a stage, by where: a record (dead-lettered as "
+    "internal_error) or a timer (skipped for the batch).",
+    ["stage", "where"],
+)
+SIDE_INPUT_SKIPPED = Counter(
+    "journeybus_side_input_skipped_total",
+    "Records a side input could not apply (undecodable, or its lookup raised), by topic; "
+    "the stage that owns the topic dead-letters what is invalid.",
+    ["topic", "reason"],
+)
 BATCH_SIZE = Histogram(
     "journeybus_stage_batch_size",
     "Records per processed batch.",

@@ -17,8 +17,9 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from streams import metrics
 from streams.codec import Codec
-from streams.errors import InvalidRecord
+from streams.errors import InvalidRecord, is_record_fault
 from streams.kafka import consumer_config
 from streams.settings import Settings
 
@@ -34,8 +35,9 @@ SIDE_INPUT_FETCH_WAIT_MS = 500
 class SideInput:
     """Applies ``apply(record)`` to every record of ``topic``, in offset order per partition.
 
-    Undecodable records are skipped with a warning: the stage that owns the
-    topic dead-letters them; a side input only reads.
+    Undecodable records, and records whose ``apply`` raises, are skipped with a
+    log line and a count (``journeybus_side_input_skipped_total``): the stage that
+    owns the topic dead-letters what is invalid; a side input only reads.
     """
 
     def __init__(
@@ -74,7 +76,21 @@ class SideInput:
                 self.apply(self.codec.decode(msg.value(), msg.partition(), msg.offset()))
                 count += 1
             except InvalidRecord as exc:
+                metrics.SIDE_INPUT_SKIPPED.labels(self.topic, exc.reason).inc()
                 log.warning("side input %s skips a record: %s", self.topic, exc)
+            except Exception as exc:
+                if not is_record_fault(exc):
+                    raise
+                # One record must not stop every stage that reads this topic.
+                metrics.SIDE_INPUT_SKIPPED.labels(self.topic, "internal_error").inc()
+                log.error(
+                    "side input %s skips %d@%d: applying it raised %s",
+                    self.topic,
+                    msg.partition(),
+                    msg.offset(),
+                    type(exc).__name__,
+                    exc_info=exc,
+                )
         self.applied += count
         return count
 

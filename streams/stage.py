@@ -38,9 +38,20 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from streams import metrics
 from streams.codec import Codec
-from streams.deadletter import DeadLetterPolicy, dead_letter_for_message, dead_letter_topic
+from streams.deadletter import (
+    DeadLetterPolicy,
+    DeadLetterRateExceeded,
+    dead_letter_for_message,
+    dead_letter_topic,
+)
 from streams.erasure.logic import ERASURE_TOPIC, ErasureList
-from streams.errors import FatalError, InvalidRecord
+from streams.errors import (
+    FatalError,
+    InvalidRecord,
+    OutputRejected,
+    internal_error,
+    is_record_fault,
+)
 from streams.kafka import make_consumer, make_producer, observe_lag, partition_stats
 from streams.settings import Settings
 from streams.state import PartitionStore
@@ -62,16 +73,24 @@ class Output:
     key: str | None
     record: dict[str, Any]
     partition: int | None = None  # None: by key (the default partitioner)
+    value: bytes | None = None  # the encoded record, once encoded
+    dead: str | None = None  # a dead letter's reason (counted when produced)
 
 
 @dataclass
 class BatchContext:
-    """What a stage's batch produces: outputs and dead letters."""
+    """What a stage's batch produces: outputs, dead letters, and each record's outcome.
+
+    Outcomes (processed or dead-lettered) reach the dead-letter policy when the
+    runner settles a partition's work, so that work it redoes (``mark`` /
+    ``restore``) is counted once.
+    """
 
     stage: str
     policy: DeadLetterPolicy
     now_ms: int
     outputs: list[Output] = field(default_factory=list)
+    outcomes: list[bool] = field(default_factory=list)
 
     def emit(
         self, topic: str, key: str | None, record: dict[str, Any], partition: int | None = None
@@ -80,15 +99,29 @@ class BatchContext:
 
     def ok(self) -> None:
         """Count a record as processed successfully (for the dead-letter rate)."""
-        self.policy.record(True)
+        self.outcomes.append(True)
 
     def dead_letter(self, msg: Message, error: InvalidRecord, event_id: str | None = None) -> None:
-        self.policy.record(False)
-        self.emit(
-            dead_letter_topic(msg.topic()),
-            None,
-            dead_letter_for_message(self.stage, msg, error, self.now_ms, event_id),
-        )
+        self.outcomes.append(False)
+        record = dead_letter_for_message(self.stage, msg, error, self.now_ms, event_id)
+        self.outputs.append(Output(dead_letter_topic(msg.topic()), None, record, dead=error.reason))
+
+    def mark(self) -> tuple[int, int]:
+        """A point to ``restore`` to: what was emitted and counted so far."""
+        return len(self.outputs), len(self.outcomes)
+
+    def restore(self, mark: tuple[int, int]) -> None:
+        """Forget what was emitted and counted since ``mark``."""
+        del self.outputs[mark[0] :]
+        del self.outcomes[mark[1] :]
+
+    def settle(self) -> None:
+        """Hand the outcomes to the dead-letter policy (which halts a stage whose
+        records mostly fail)."""
+        record = self.policy.record
+        for outcome in self.outcomes:
+            record(outcome)
+        self.outcomes.clear()
 
 
 class Stage:
@@ -164,6 +197,10 @@ class Stage:
         publish progress; ``caught_up()`` names the partitions with nothing left to
         read); default: nothing."""
 
+    def discard(self) -> None:
+        """Drop in-memory effects of a batch the runner undoes and processes again (its
+        state store changes are rolled back); default: nothing."""
+
     def close(self) -> None:
         """Release what the stage holds: its side-input consumers."""
         for side in self.side_inputs:
@@ -232,6 +269,7 @@ class StageRunner:
         self._assigned_at = time.monotonic()
         self._last_tick = 0.0
         self.processed = 0
+        self.halted: str | None = None  # why the dead-letter rate halted the stage
 
     # -- assignment ----------------------------------------------------------------
     def _store_path(self, tp: TopicPartitionKey) -> Path:
@@ -269,6 +307,9 @@ class StageRunner:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
+        """Process batches until ``stop`` is set, or until the dead-letter rate halts the
+        stage: then it stays halted (``halted`` says why; ``/ready`` reports it) and the
+        other stages of the process go on. Other errors end the process."""
         self.consumer.subscribe(
             list(self.stage.inputs),
             on_assign=self._on_assign,
@@ -278,6 +319,8 @@ class StageRunner:
         try:
             while not stop.is_set():
                 self.run_once()
+        except DeadLetterRateExceeded as exc:
+            self.halted = str(exc)  # logged by the policy; nothing of the batch committed
         finally:
             self.close()
 
@@ -300,17 +343,12 @@ class StageRunner:
                 store = self.stores.get(tp) if self.stage.stateful else None
                 if self.stage.stateful and store is None:
                     continue  # revoked while consuming; the new owner replays it
-                if store is not None:
-                    self._apply_erasures(store)
-                items = self._without_erased(self._decode(tp[0], msgs, ctx), ctx)
-                self.stage.process(tp, items, store, ctx)
-                self.stage.tick(tp, store, ctx)
+                self._process_partition(tp, msgs, store, ctx)
                 next_offsets[tp] = msgs[-1].offset() + 1
         elif self.stores and time.monotonic() - self._last_tick > 1.0:
             self._last_tick = time.monotonic()
             for tp, store in list(self.stores.items()):
-                erased |= self._apply_erasures(store)
-                self.stage.tick(tp, store, ctx)
+                erased |= self._tick_idle(tp, store, ctx)
         self.stage.after_batch(ctx, self.assignment, self.caught_up)
         if batch or ctx.outputs or erased:
             self._produce_and_commit(ctx, next_offsets)
@@ -324,6 +362,148 @@ class StageRunner:
                 )
             self.processed += len(batch)
         return len(batch)
+
+    # -- one partition's records, each failure its record's own -------------------------
+    def _process_partition(
+        self,
+        tp: TopicPartitionKey,
+        msgs: list[Message],
+        store: PartitionStore | None,
+        ctx: BatchContext,
+    ) -> None:
+        """Decode, process and tick one partition's records, and encode their outputs.
+
+        The common case is one call of ``process`` for all of them. If anything
+        raises that a record may be to blame for (``is_record_fault``), the
+        partition's uncommitted state and outputs are undone and the records are
+        processed one at a time: each one that raises is dead-lettered with
+        reason ``internal_error`` (the exception's type and message, the stage,
+        its topic/partition/offset) and the others go on. A timer (``tick``)
+        that raises is skipped for this batch, logged and counted.
+        """
+        if store is not None:
+            self._apply_erasures(store)
+        items = self._without_erased(self._decode(tp[0], msgs, ctx), ctx)
+        mark = ctx.mark()
+        try:
+            self.stage.process(tp, items, store, ctx)
+            self.stage.tick(tp, store, ctx)
+            self._encode(ctx, mark)
+        except Exception as exc:
+            if not is_record_fault(exc):
+                raise
+            self._isolate(tp, items, store, ctx, mark)
+        ctx.settle()
+
+    def _isolate(
+        self,
+        tp: TopicPartitionKey,
+        items: list[tuple[Message, dict[str, Any]]],
+        store: PartitionStore | None,
+        ctx: BatchContext,
+        mark: tuple[int, int],
+    ) -> None:
+        """Process ``items`` again one by one, dead-lettering those that raise."""
+        good: list[tuple[Message, dict[str, Any]]] = []
+        failed: list[tuple[tuple[Message, dict[str, Any]], BaseException]] = []
+        self._undo(store, ctx, mark)
+        for item in items:
+            try:
+                self._process_items(tp, [item], store, ctx)
+                good.append(item)
+            except Exception as exc:
+                if not is_record_fault(exc):
+                    raise
+                failed.append((item, exc))
+                # Its partial effects are in the partition's uncommitted state: undo
+                # everything and redo the records that went through (they must again).
+                self._undo(store, ctx, mark)
+                self._process_items(tp, good, store, ctx)
+        before_tick = ctx.mark()
+        try:
+            self.stage.tick(tp, store, ctx)
+            self._encode(ctx, before_tick)
+        except Exception as exc:
+            if not is_record_fault(exc):
+                raise
+            self._timer_failed(tp, exc)
+            self._undo(store, ctx, mark)
+            self._process_items(tp, good, store, ctx)
+        for (msg, record), exc in failed:
+            metrics.STAGE_ERRORS.labels(self.stage.name, "record").inc()
+            log.error(
+                "%s: a record of %s/%d@%d raised %s; dead-lettered as internal_error",
+                self.stage.name,
+                msg.topic(),
+                msg.partition(),
+                msg.offset(),
+                type(exc).__name__,
+                exc_info=exc,
+            )
+            event_id = record.get("event_id")
+            ctx.dead_letter(
+                msg,
+                internal_error(exc, f"stage {self.stage.name}"),
+                event_id=event_id if isinstance(event_id, str) else None,
+            )
+
+    def _process_items(
+        self,
+        tp: TopicPartitionKey,
+        items: list[tuple[Message, dict[str, Any]]],
+        store: PartitionStore | None,
+        ctx: BatchContext,
+    ) -> None:
+        mark = ctx.mark()
+        if items:
+            self.stage.process(tp, items, store, ctx)
+        self._encode(ctx, mark)
+
+    def _undo(self, store: PartitionStore | None, ctx: BatchContext, mark: tuple[int, int]) -> None:
+        """Back to the partition's last commit (and the batch's ``mark``): its erasure
+        requests applied again, the stage's in-memory effects of the batch dropped."""
+        ctx.restore(mark)
+        self.stage.discard()
+        if store is not None:
+            store.rollback()
+            self._apply_erasures(store)
+
+    def _tick_idle(self, tp: TopicPartitionKey, store: PartitionStore, ctx: BatchContext) -> bool:
+        """Timers of a partition without new records; True if erasures were applied."""
+        mark = ctx.mark()
+        erased = self._apply_erasures(store)
+        try:
+            self.stage.tick(tp, store, ctx)
+            self._encode(ctx, mark)
+        except Exception as exc:
+            if not is_record_fault(exc):
+                raise
+            self._timer_failed(tp, exc)
+            self._undo(store, ctx, mark)
+        return erased
+
+    def _timer_failed(self, tp: TopicPartitionKey, exc: BaseException) -> None:
+        metrics.STAGE_ERRORS.labels(self.stage.name, "timer").inc()
+        log.error(
+            "%s: the timers of %s/%d raised %s; skipped for this batch",
+            self.stage.name,
+            tp[0],
+            tp[1],
+            type(exc).__name__,
+            exc_info=exc,
+        )
+
+    def _encode(self, ctx: BatchContext, mark: tuple[int, int]) -> None:
+        """Encode the outputs emitted since ``mark``: a stage's output that does not fit
+        its schema is blamed on the record that produced it (``OutputRejected``)."""
+        for out in ctx.outputs[mark[0] :]:
+            if out.value is None:
+                try:
+                    out.value = self.codec.for_topic(out.topic).encode(out.record)
+                except Exception as exc:
+                    if not is_record_fault(exc):
+                        raise
+                    raise OutputRejected(out.topic, exc) from exc
 
     def _arrived(self) -> list[Message]:
         """Up to ``max_batch`` records, returned as soon as any are there.
@@ -434,8 +614,10 @@ class StageRunner:
         for msg in msgs:
             try:
                 items.append((msg, codec.decode(msg.value(), msg.partition(), msg.offset())))
-            except InvalidRecord as exc:
-                ctx.dead_letter(msg, exc)
+            except Exception as exc:
+                if not is_record_fault(exc):
+                    raise
+                ctx.dead_letter(msg, internal_error(exc, "decoding"))
         return items
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
@@ -452,7 +634,10 @@ class StageRunner:
         for topic, outs in by_topic.items():
             codec = self.codec.for_topic(topic)
             for out in outs:
-                value = codec.encode(out.record)
+                # outputs of records are encoded already; after_batch's are not
+                value = out.value if out.value is not None else codec.encode(out.record)
+                if out.dead is not None:
+                    metrics.DEAD_LETTERS.labels(self.stage.name, topic, out.dead).inc()
                 while True:
                     try:
                         if out.partition is None:

@@ -87,7 +87,11 @@ def run_worker(names: list[str] | None = None) -> None:
 
 
 def stages_ready(runners: list[StageRunner]) -> tuple[bool, str]:
-    """Ready when every stage has been assigned partitions and is consuming."""
+    """Ready when every stage has been assigned partitions and is consuming; not
+    while one is halted by its dead-letter rate (the reason says why)."""
+    halted = [f"{r.stage.name} halted: {r.halted}" for r in runners if r.halted]
+    if halted:
+        return False, "; ".join(halted)
     waiting = [r.stage.name for r in runners if not r.assigned]
     if waiting:
         return False, f"waiting for partition assignment: {', '.join(waiting)}"

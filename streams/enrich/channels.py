@@ -30,6 +30,29 @@ FULFILMENT = "Fulfilment"
 ORGANIC_SOCIAL = "Organic Social"
 UNASSIGNED = "Unassigned"
 
+# GA4's default channel groups, in rule order (``group_channel`` returns one of them).
+CHANNEL_GROUPS = (
+    DIRECT,
+    "Cross-network",
+    "Paid Shopping",
+    "Paid Search",
+    "Paid Social",
+    "Paid Video",
+    "Display",
+    "Paid Other",
+    "Organic Shopping",
+    ORGANIC_SOCIAL,
+    "Organic Video",
+    "Organic Search",
+    "Referral",
+    EMAIL,
+    "Affiliates",
+    "Audio",
+    SMS,
+    PUSH,
+    UNASSIGNED,
+)
+
 SEARCH_SITES = {
     "google",
     "bing",
@@ -79,7 +102,6 @@ SOCIAL_SITES = {
     "telegram",
     "line",
     "meta",
-    "m.facebook.com",
     "l.facebook.com",
     "lm.facebook.com",
     "l.instagram.com",
@@ -131,13 +153,27 @@ def _site(source: str) -> str:
     return s
 
 
-def _matches(source: str, sites: set[str]) -> bool:
+def site_entry(source: str, sites: set[str]) -> str | None:
+    """The entry of ``sites`` that a source or host name is: the whole name, a dotted
+    entry it ends with (``copilot.microsoft.com``, ``so.com``), or one of its labels
+    before the top-level domain (``google.co.uk`` → ``google``); None if none.
+
+    Every list entry is reachable by exactly these rules, dotted or not, so no
+    entry can match a host without this function saying which one.
+    """
     s = _site(source)
     if s in sites:
-        return True
-    # "google.co.uk" -> "google", "search.yahoo.com" -> "yahoo"
+        return s
     parts = s.split(".")
-    return any(part in sites for part in parts[:-1]) if len(parts) > 1 else False
+    for i in range(1, len(parts) - 1):
+        suffix = ".".join(parts[i:])
+        if suffix in sites:
+            return suffix
+    return next((part for part in parts[:-1] if part in sites), None)
+
+
+def _matches(source: str, sites: set[str]) -> bool:
+    return site_entry(source, sites) is not None
 
 
 def group_channel(source: str | None, medium: str | None, campaign: str | None = None) -> str:
@@ -223,9 +259,9 @@ def traffic_source(
     if not host or host in own_hosts or _site(host) in own_hosts:
         return TrafficSource("(direct)", "(none)", campaign.get("name"))
     site = _site(host)
-    if _matches(site, SEARCH_SITES):
-        name = next(p for p in site.split(".") if p in SEARCH_SITES) if "." in site else site
-        return TrafficSource(name, "organic")
+    engine = site_entry(site, SEARCH_SITES)
+    if engine is not None:
+        return TrafficSource(engine, "organic")
     return TrafficSource(site, "referral")
 
 

@@ -217,6 +217,10 @@ class NormaliseStage(Stage):
         self.progress[tp] = progress
         self._flush_merges(ctx)
 
+    def discard(self) -> None:
+        """Merges of a batch being redone are not sent (the redo finds them again)."""
+        self._pending_merges.clear()
+
     def source_watermark(
         self, assignment: set[TopicPartitionKey], caught_up: set[TopicPartitionKey]
     ) -> int | None:

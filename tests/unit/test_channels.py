@@ -1,7 +1,10 @@
 """GA4 default channel group rules, one example (or more) per rule, in rule order."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from streams.enrich import channels
 from streams.enrich.channels import group_channel, traffic_source, web_channel
 
 OWN = frozenset({"shop.example.com"})
@@ -75,3 +78,43 @@ def test_web_traffic_source_from_tags_click_ids_and_referrer(campaign, referrer,
 def test_search_referrer_names_the_engine():
     assert traffic_source(None, "https://search.yahoo.com/x").source == "yahoo"
     assert traffic_source(None, "https://www.google.de/").medium == "organic"
+
+
+SITE_LISTS = {
+    "search": channels.SEARCH_SITES,
+    "social": channels.SOCIAL_SITES,
+    "video": channels.VIDEO_SITES,
+    "shopping": channels.SHOPPING_SITES,
+}
+
+
+@pytest.mark.parametrize("name,sites", sorted(SITE_LISTS.items()))
+def test_every_site_list_entry_is_found_as_a_referrer_host(name, sites):
+    """Dotted entries (chatgpt.com, so.com) once raised StopIteration in the referrer
+    path and halted the normalise stage; every entry, as a host and under a
+    subdomain, must classify without raising and name itself."""
+    for entry in sorted(sites):
+        if " " in entry:
+            continue  # a utm_source value, not a host name
+        host = entry if "." in entry else f"{entry}.com"
+        for url in (f"https://{host}/", f"https://www.{host}/p?q=1", f"https://a.b.{host}/"):
+            assert channels.site_entry(channels.host_of(url), sites) == entry, url
+            web_channel(None, url)  # must not raise
+
+
+@pytest.mark.parametrize(
+    "referrer,source",
+    [
+        ("https://chatgpt.com/", "chatgpt.com"),
+        ("https://so.com/s?q=jeans", "so.com"),
+        ("https://copilot.microsoft.com/chats/1", "copilot.microsoft.com"),
+    ],
+)
+def test_dotted_search_entries_name_the_engine(referrer, source):
+    assert traffic_source(None, referrer).source == source
+
+
+@given(st.text(max_size=80))
+def test_any_referrer_text_gets_a_channel(text):
+    assert web_channel(None, text) in channels.CHANNEL_GROUPS
+    assert web_channel(None, f"https://{text}/") in channels.CHANNEL_GROUPS
