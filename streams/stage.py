@@ -115,13 +115,16 @@ class BatchContext:
         del self.outputs[mark[0] :]
         del self.outcomes[mark[1] :]
 
-    def settle(self) -> None:
+    def settle(self) -> tuple[int, int]:
         """Hand the outcomes to the dead-letter policy (which halts a stage whose
-        records mostly fail)."""
+        records mostly fail); returns how many were processed and dead-lettered."""
         record = self.policy.record
         for outcome in self.outcomes:
             record(outcome)
+        processed = sum(self.outcomes)
+        failed = len(self.outcomes) - processed
         self.outcomes.clear()
+        return processed, failed
 
 
 class Stage:
@@ -211,6 +214,214 @@ class Stage:
             self.erasure_input = None
 
 
+class RecordProcessor:
+    """One partition's records through a stage, without Kafka: decode, skip what was
+    erased, process, tick, encode the outputs; each failure its record's own.
+
+    The runner hands it what it consumed and produces what it returns in the
+    ``BatchContext``; the property tests (``tests/fuzz``) drive it directly.
+    """
+
+    def __init__(self, stage: Stage, codec: Codec) -> None:
+        self.stage = stage
+        self.codec = codec
+
+    def process_partition(
+        self,
+        tp: TopicPartitionKey,
+        msgs: list[Message],
+        store: PartitionStore | None,
+        ctx: BatchContext,
+    ) -> tuple[int, int]:
+        """Decode, process and tick one partition's records, and encode their outputs;
+        returns how many records were processed and how many dead-lettered.
+
+        The common case is one call of ``process`` for all of them. If anything
+        raises that a record may be to blame for (``is_record_fault``), the
+        partition's uncommitted state and outputs are undone and the records are
+        processed one at a time: each one that raises is dead-lettered with
+        reason ``internal_error`` (the exception's type and message, the stage,
+        its topic/partition/offset) and the others go on. A timer (``tick``)
+        that raises is skipped for this batch, logged and counted.
+        """
+        if store is not None:
+            self._apply_erasures(store)
+        items = self._without_erased(self._decode(tp[0], msgs, ctx), ctx)
+        mark = ctx.mark()
+        try:
+            self.stage.process(tp, items, store, ctx)
+            self.stage.tick(tp, store, ctx)
+            self._encode(ctx, mark, store)
+        except Exception as exc:
+            if not is_record_fault(exc):
+                raise
+            self._isolate(tp, items, store, ctx, mark)
+        return ctx.settle()
+
+    def tick_idle(self, tp: TopicPartitionKey, store: PartitionStore, ctx: BatchContext) -> bool:
+        """Timers of a partition without new records; True if erasures were applied."""
+        mark = ctx.mark()
+        erased = self._apply_erasures(store)
+        try:
+            self.stage.tick(tp, store, ctx)
+            self._encode(ctx, mark, store)
+        except Exception as exc:
+            if not is_record_fault(exc):
+                raise
+            self._timer_failed(tp, exc)
+            self._undo(store, ctx, mark)
+        return erased
+
+    def _isolate(
+        self,
+        tp: TopicPartitionKey,
+        items: list[tuple[Message, dict[str, Any]]],
+        store: PartitionStore | None,
+        ctx: BatchContext,
+        mark: tuple[int, int],
+    ) -> None:
+        """Process ``items`` again one by one, dead-lettering those that raise."""
+        good: list[tuple[Message, dict[str, Any]]] = []
+        failed: list[tuple[tuple[Message, dict[str, Any]], BaseException]] = []
+        self._undo(store, ctx, mark)
+        for item in items:
+            try:
+                self._process_items(tp, [item], store, ctx)
+                good.append(item)
+            except Exception as exc:
+                if not is_record_fault(exc):
+                    raise
+                failed.append((item, exc))
+                # Its partial effects are in the partition's uncommitted state: undo
+                # everything and redo the records that went through (they must again).
+                self._undo(store, ctx, mark)
+                self._process_items(tp, good, store, ctx)
+        before_tick = ctx.mark()
+        try:
+            self.stage.tick(tp, store, ctx)
+            self._encode(ctx, before_tick, store)
+        except Exception as exc:
+            if not is_record_fault(exc):
+                raise
+            self._timer_failed(tp, exc)
+            self._undo(store, ctx, mark)
+            self._process_items(tp, good, store, ctx)
+        for (msg, record), exc in failed:
+            metrics.STAGE_ERRORS.labels(self.stage.name, "record").inc()
+            log.error(
+                "%s: a record of %s/%d@%d raised %s; dead-lettered as internal_error",
+                self.stage.name,
+                msg.topic(),
+                msg.partition(),
+                msg.offset(),
+                type(exc).__name__,
+                exc_info=exc,
+            )
+            event_id = record.get("event_id")
+            ctx.dead_letter(
+                msg,
+                internal_error(exc, f"stage {self.stage.name}"),
+                event_id=event_id if isinstance(event_id, str) else None,
+            )
+
+    def _process_items(
+        self,
+        tp: TopicPartitionKey,
+        items: list[tuple[Message, dict[str, Any]]],
+        store: PartitionStore | None,
+        ctx: BatchContext,
+    ) -> None:
+        mark = ctx.mark()
+        if items:
+            self.stage.process(tp, items, store, ctx)
+        self._encode(ctx, mark, store)
+
+    def _undo(self, store: PartitionStore | None, ctx: BatchContext, mark: tuple[int, int]) -> None:
+        """Back to the partition's last commit (and the batch's ``mark``): its erasure
+        requests applied again, the stage's in-memory effects of the batch dropped."""
+        ctx.restore(mark)
+        self.stage.discard()
+        if store is not None:
+            store.rollback()
+            self._apply_erasures(store)
+
+    def _timer_failed(self, tp: TopicPartitionKey, exc: BaseException) -> None:
+        metrics.STAGE_ERRORS.labels(self.stage.name, "timer").inc()
+        log.error(
+            "%s: the timers of %s/%d raised %s; skipped for this batch",
+            self.stage.name,
+            tp[0],
+            tp[1],
+            type(exc).__name__,
+            exc_info=exc,
+        )
+
+    def _encode(
+        self, ctx: BatchContext, mark: tuple[int, int], store: PartitionStore | None = None
+    ) -> None:
+        """Encode the outputs emitted since ``mark`` and serialise the state put since:
+        an output that does not fit its schema (``OutputRejected``), or state that
+        cannot be stored (``StateRejected``), is blamed on the record that produced it."""
+        for out in ctx.outputs[mark[0] :]:
+            if out.value is None:
+                try:
+                    out.value = self.codec.for_topic(out.topic).encode(out.record)
+                except Exception as exc:
+                    if not is_record_fault(exc):
+                        raise
+                    raise OutputRejected(out.topic, exc) from exc
+        if store is not None:
+            store.seal()
+
+    def _decode(
+        self, topic: str, msgs: list[Message], ctx: BatchContext
+    ) -> list[tuple[Message, dict[str, Any]]]:
+        codec = self.codec.for_topic(topic)
+        items = []
+        for msg in msgs:
+            try:
+                items.append((msg, codec.decode(msg.value(), msg.partition(), msg.offset())))
+            except Exception as exc:
+                if not is_record_fault(exc):
+                    raise
+                ctx.dead_letter(msg, internal_error(exc, "decoding"))
+        return items
+
+    def _without_erased(
+        self, items: list[tuple[Message, dict[str, Any]]], ctx: BatchContext
+    ) -> list[tuple[Message, dict[str, Any]]]:
+        """Skip (and count) input of forgotten customers received before their erasure,
+        or at any time if they opted out."""
+        erasures = self.stage.erasures
+        if not erasures.keys:
+            return items
+        kept = []
+        subject = self.stage.erasure_subject
+        for msg, record in items:
+            named = subject(record)
+            if named is not None and erasures.hides(*named):
+                metrics.EVENTS_SUPPRESSED.labels(self.stage.name, "erased").inc()
+                ctx.ok()
+            else:
+                kept.append((msg, record))
+        return kept
+
+    def _apply_erasures(self, store: PartitionStore) -> bool:
+        """Apply the erasure requests this partition's store has not applied yet
+        (committed with the store); True if there were any."""
+        erasures = self.stage.erasures
+        if not len(erasures):  # the common case: no store read on the hot path
+            return False
+        applied = store.meta(ERASURES_APPLIED)
+        if applied >= len(erasures):
+            return False
+        for request in erasures.since(applied):
+            self.stage.forget(store, request)
+        store.set_meta(ERASURES_APPLIED, len(erasures))
+        store.scrub_at_commit()
+        return True
+
+
 class StageRunner:
     """Runs one ``Stage`` in this process until ``stop`` is set (see module docstring)."""
 
@@ -231,6 +442,7 @@ class StageRunner:
     ) -> None:
         self.stage = stage
         self.codec = codec
+        self.records = RecordProcessor(stage, codec)
         self.max_batch = max_batch
         self.poll_timeout_s = poll_timeout_s
         self.state_dir = (state_dir or settings.runtime_dir / "state") / stage.name
@@ -343,12 +555,12 @@ class StageRunner:
                 store = self.stores.get(tp) if self.stage.stateful else None
                 if self.stage.stateful and store is None:
                     continue  # revoked while consuming; the new owner replays it
-                self._process_partition(tp, msgs, store, ctx)
+                self.records.process_partition(tp, msgs, store, ctx)
                 next_offsets[tp] = msgs[-1].offset() + 1
         elif self.stores and time.monotonic() - self._last_tick > 1.0:
             self._last_tick = time.monotonic()
             for tp, store in list(self.stores.items()):
-                erased |= self._tick_idle(tp, store, ctx)
+                erased |= self.records.tick_idle(tp, store, ctx)
         self.stage.after_batch(ctx, self.assignment, self.caught_up)
         if batch or ctx.outputs or erased:
             self._produce_and_commit(ctx, next_offsets)
@@ -362,148 +574,6 @@ class StageRunner:
                 )
             self.processed += len(batch)
         return len(batch)
-
-    # -- one partition's records, each failure its record's own -------------------------
-    def _process_partition(
-        self,
-        tp: TopicPartitionKey,
-        msgs: list[Message],
-        store: PartitionStore | None,
-        ctx: BatchContext,
-    ) -> None:
-        """Decode, process and tick one partition's records, and encode their outputs.
-
-        The common case is one call of ``process`` for all of them. If anything
-        raises that a record may be to blame for (``is_record_fault``), the
-        partition's uncommitted state and outputs are undone and the records are
-        processed one at a time: each one that raises is dead-lettered with
-        reason ``internal_error`` (the exception's type and message, the stage,
-        its topic/partition/offset) and the others go on. A timer (``tick``)
-        that raises is skipped for this batch, logged and counted.
-        """
-        if store is not None:
-            self._apply_erasures(store)
-        items = self._without_erased(self._decode(tp[0], msgs, ctx), ctx)
-        mark = ctx.mark()
-        try:
-            self.stage.process(tp, items, store, ctx)
-            self.stage.tick(tp, store, ctx)
-            self._encode(ctx, mark)
-        except Exception as exc:
-            if not is_record_fault(exc):
-                raise
-            self._isolate(tp, items, store, ctx, mark)
-        ctx.settle()
-
-    def _isolate(
-        self,
-        tp: TopicPartitionKey,
-        items: list[tuple[Message, dict[str, Any]]],
-        store: PartitionStore | None,
-        ctx: BatchContext,
-        mark: tuple[int, int],
-    ) -> None:
-        """Process ``items`` again one by one, dead-lettering those that raise."""
-        good: list[tuple[Message, dict[str, Any]]] = []
-        failed: list[tuple[tuple[Message, dict[str, Any]], BaseException]] = []
-        self._undo(store, ctx, mark)
-        for item in items:
-            try:
-                self._process_items(tp, [item], store, ctx)
-                good.append(item)
-            except Exception as exc:
-                if not is_record_fault(exc):
-                    raise
-                failed.append((item, exc))
-                # Its partial effects are in the partition's uncommitted state: undo
-                # everything and redo the records that went through (they must again).
-                self._undo(store, ctx, mark)
-                self._process_items(tp, good, store, ctx)
-        before_tick = ctx.mark()
-        try:
-            self.stage.tick(tp, store, ctx)
-            self._encode(ctx, before_tick)
-        except Exception as exc:
-            if not is_record_fault(exc):
-                raise
-            self._timer_failed(tp, exc)
-            self._undo(store, ctx, mark)
-            self._process_items(tp, good, store, ctx)
-        for (msg, record), exc in failed:
-            metrics.STAGE_ERRORS.labels(self.stage.name, "record").inc()
-            log.error(
-                "%s: a record of %s/%d@%d raised %s; dead-lettered as internal_error",
-                self.stage.name,
-                msg.topic(),
-                msg.partition(),
-                msg.offset(),
-                type(exc).__name__,
-                exc_info=exc,
-            )
-            event_id = record.get("event_id")
-            ctx.dead_letter(
-                msg,
-                internal_error(exc, f"stage {self.stage.name}"),
-                event_id=event_id if isinstance(event_id, str) else None,
-            )
-
-    def _process_items(
-        self,
-        tp: TopicPartitionKey,
-        items: list[tuple[Message, dict[str, Any]]],
-        store: PartitionStore | None,
-        ctx: BatchContext,
-    ) -> None:
-        mark = ctx.mark()
-        if items:
-            self.stage.process(tp, items, store, ctx)
-        self._encode(ctx, mark)
-
-    def _undo(self, store: PartitionStore | None, ctx: BatchContext, mark: tuple[int, int]) -> None:
-        """Back to the partition's last commit (and the batch's ``mark``): its erasure
-        requests applied again, the stage's in-memory effects of the batch dropped."""
-        ctx.restore(mark)
-        self.stage.discard()
-        if store is not None:
-            store.rollback()
-            self._apply_erasures(store)
-
-    def _tick_idle(self, tp: TopicPartitionKey, store: PartitionStore, ctx: BatchContext) -> bool:
-        """Timers of a partition without new records; True if erasures were applied."""
-        mark = ctx.mark()
-        erased = self._apply_erasures(store)
-        try:
-            self.stage.tick(tp, store, ctx)
-            self._encode(ctx, mark)
-        except Exception as exc:
-            if not is_record_fault(exc):
-                raise
-            self._timer_failed(tp, exc)
-            self._undo(store, ctx, mark)
-        return erased
-
-    def _timer_failed(self, tp: TopicPartitionKey, exc: BaseException) -> None:
-        metrics.STAGE_ERRORS.labels(self.stage.name, "timer").inc()
-        log.error(
-            "%s: the timers of %s/%d raised %s; skipped for this batch",
-            self.stage.name,
-            tp[0],
-            tp[1],
-            type(exc).__name__,
-            exc_info=exc,
-        )
-
-    def _encode(self, ctx: BatchContext, mark: tuple[int, int]) -> None:
-        """Encode the outputs emitted since ``mark``: a stage's output that does not fit
-        its schema is blamed on the record that produced it (``OutputRejected``)."""
-        for out in ctx.outputs[mark[0] :]:
-            if out.value is None:
-                try:
-                    out.value = self.codec.for_topic(out.topic).encode(out.record)
-                except Exception as exc:
-                    if not is_record_fault(exc):
-                        raise
-                    raise OutputRejected(out.topic, exc) from exc
 
     def _arrived(self) -> list[Message]:
         """Up to ``max_batch`` records, returned as soon as any are there.
@@ -559,39 +629,6 @@ class StageRunner:
                 done.add(key)
         return done
 
-    def _apply_erasures(self, store: PartitionStore) -> bool:
-        """Apply the erasure requests this partition's store has not applied yet
-        (committed with the store); True if there were any."""
-        erasures = self.stage.erasures
-        if not len(erasures):  # the common case: no store read on the hot path
-            return False
-        applied = store.meta(ERASURES_APPLIED)
-        if applied >= len(erasures):
-            return False
-        for request in erasures.since(applied):
-            self.stage.forget(store, request)
-        store.set_meta(ERASURES_APPLIED, len(erasures))
-        return True
-
-    def _without_erased(
-        self, items: list[tuple[Message, dict[str, Any]]], ctx: BatchContext
-    ) -> list[tuple[Message, dict[str, Any]]]:
-        """Skip (and count) input of forgotten customers received before their erasure,
-        or at any time if they opted out."""
-        erasures = self.stage.erasures
-        if not erasures.keys:
-            return items
-        kept = []
-        subject = self.stage.erasure_subject
-        for msg, record in items:
-            named = subject(record)
-            if named is not None and erasures.hides(*named):
-                metrics.EVENTS_SUPPRESSED.labels(self.stage.name, "erased").inc()
-                ctx.ok()
-            else:
-                kept.append((msg, record))
-        return kept
-
     def _context(self) -> BatchContext:
         return BatchContext(self.stage.name, self.policy, int(time.time() * 1000))
 
@@ -605,20 +642,6 @@ class StageRunner:
             raise FatalError(f"{self.stage.name}: consumer error {err}")
         log.warning("%s: consumer error %s", self.stage.name, err)
         return True
-
-    def _decode(
-        self, topic: str, msgs: list[Message], ctx: BatchContext
-    ) -> list[tuple[Message, dict[str, Any]]]:
-        codec = self.codec.for_topic(topic)
-        items = []
-        for msg in msgs:
-            try:
-                items.append((msg, codec.decode(msg.value(), msg.partition(), msg.offset())))
-            except Exception as exc:
-                if not is_record_fault(exc):
-                    raise
-                ctx.dead_letter(msg, internal_error(exc, "decoding"))
-        return items
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -695,7 +718,10 @@ class StageRunner:
 
 
 def run_stages(runners: Iterable[StageRunner], stop: threading.Event) -> None:
-    """Run several stages in threads of this process until ``stop`` or one fails."""
+    """Run several stages in threads of this process until ``stop`` or one fails.
+
+    A stage halted by its dead-letter rate does not end the process: it stays up,
+    not ready, until stopped (a restart would only replay the same records)."""
     errors: list[BaseException] = []
 
     def guard(runner: StageRunner) -> None:
@@ -715,3 +741,4 @@ def run_stages(runners: Iterable[StageRunner], stop: threading.Event) -> None:
         thread.join()
     if errors:
         raise errors[0]
+    stop.wait()

@@ -22,6 +22,14 @@ import orjson
 _MISSING = object()
 
 
+class StateRejected(ValueError):
+    """A stage put a value its store cannot keep (a bug the record being processed
+    exposes: the runner dead-letters that record)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"its state {key!r} cannot be stored: {reason}")
+
+
 class PartitionStore:
     """Keyed state + next offset of one input partition."""
 
@@ -33,6 +41,9 @@ class PartitionStore:
         # power cut, which the broker's at-least-once replay covers anyway).
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Deleted content is overwritten, not left in free pages: a forgotten customer's
+        # state leaves no bytes behind (with ``scrub_at_commit`` for the WAL).
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript("""
             CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL,
                                            due INTEGER);
@@ -42,6 +53,8 @@ class PartitionStore:
         self._cache: dict[str, Any] = {}
         self._dirty: dict[str, tuple[Any, int | None] | None] = {}
         self._dirty_meta: dict[str, int] = {}
+        self._sealed: dict[str, bytes] = {}  # serialised dirty values (``seal``)
+        self._scrub = False  # checkpoint and truncate the WAL after the next commit
 
     def get(self, key: str, default: Any = None) -> Any:
         if key in self._dirty:
@@ -58,13 +71,35 @@ class PartitionStore:
         return default if value is _MISSING else value
 
     def put(self, key: str, value: Any, due: int | None = None) -> None:
-        """Set ``key``; ``due`` (e.g. an expiry time) makes it show up in ``due_keys``."""
+        """Set ``key``; ``due`` (e.g. an expiry time) makes it show up in ``due_keys``.
+
+        A value changed in place after it was put must be put again (``seal``
+        may have serialised it already)."""
         self._cache[key] = value
         self._dirty[key] = (value, due)
+        self._sealed.pop(key, None)
 
     def delete(self, key: str) -> None:
         self._cache[key] = _MISSING
         self._dirty[key] = None
+        self._sealed.pop(key, None)
+
+    def seal(self) -> None:
+        """Serialise the values put since the last ``seal``, so that what cannot be
+        stored (not JSON, a due time beyond 64 bits) raises now, while the runner can
+        still blame the record that put it, rather than at ``commit``, where the whole
+        batch would fail again after every restart. ``commit`` writes these bytes."""
+        sealed = self._sealed
+        for key, entry in self._dirty.items():
+            if entry is None or key in sealed:
+                continue
+            value, due = entry
+            if due is not None and not -(2**63) <= due < 2**63:
+                raise StateRejected(key, f"due time {due} does not fit 64 bits")
+            try:
+                sealed[key] = orjson.dumps(value)
+            except TypeError as exc:  # orjson.JSONEncodeError
+                raise StateRejected(key, str(exc)) from None
 
     def due_keys(self, upto: int, prefix: str = "", limit: int | None = None) -> list[str]:
         """Keys starting with ``prefix`` whose ``due`` is at or before ``upto``, in key
@@ -107,8 +142,11 @@ class PartitionStore:
         db = self._db
         db.execute("BEGIN")
         try:
+            sealed = self._sealed
             upserts = [
-                (k, orjson.dumps(v[0]), v[1]) for k, v in self._dirty.items() if v is not None
+                (k, sealed.get(k) or orjson.dumps(v[0]), v[1])
+                for k, v in self._dirty.items()
+                if v is not None
             ]
             deletes = [(k,) for k, v in self._dirty.items() if v is None]
             if upserts:
@@ -130,14 +168,27 @@ class PartitionStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        if self._scrub:
+            # The WAL still holds earlier versions of the pages the commit cleared.
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            self._scrub = False
         self._dirty.clear()
         self._dirty_meta.clear()
+        self._sealed.clear()
+
+    def scrub_at_commit(self) -> None:
+        """After the next commit, leave none of what it deleted in the files: the WAL,
+        which keeps earlier page versions, is checkpointed and truncated (freed and
+        overwritten content is zeroed by ``secure_delete``). For erasures."""
+        self._scrub = True
 
     def rollback(self) -> None:
         """Forget uncommitted changes (the batch will be processed again)."""
         self._dirty.clear()
         self._dirty_meta.clear()
+        self._sealed.clear()
         self._cache.clear()
+        self._scrub = False
 
     def close(self) -> None:
         self._db.close()

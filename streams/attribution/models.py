@@ -71,7 +71,11 @@ def time_decay(
         return []
     if hours is None or len(hours) != len(channels):
         raise ValueError("time decay needs the hours from each touch to the conversion")
-    raw = [0.5 ** (max(0.0, h) / half_life_hours) for h in hours]
+    # Relative to the most recent touch: the same weights once normalised, and never
+    # all zero (touches a few thousand half-lives old underflowed to a 0/0).
+    ages = [max(0.0, h) for h in hours]
+    newest = min(ages)
+    raw = [0.5 ** ((age - newest) / half_life_hours) for age in ages]
     total = sum(raw)
     return [w / total for w in raw]
 

@@ -29,6 +29,8 @@ from streams.attribution.markov import MarkovModel, collapse
 from streams.attribution.restate import PartitionModel, shares_moved
 from streams.codec import Codec
 from streams.erasure.logic import request_keys
+from streams.errors import InvalidRecord
+from streams.journeys.logic import check_conversion
 from streams.settings import AttributionSettings, Settings, get_settings
 from streams.sideinput import SideInput
 from streams.stage import OFF_PATH_FETCH_WAIT_MS, BatchContext, Stage, TopicPartitionKey
@@ -49,6 +51,8 @@ class GlobalPaths:
         self.changed = False
 
     def apply(self, journey: dict[str, Any]) -> None:
+        if journey["converted"]:
+            check_conversion(journey)  # the stage dead-letters it: it is no conversion
         entry = (
             collapse([t["channel"] for t in journey["touchpoints"]]),
             bool(journey["converted"]),
@@ -123,8 +127,13 @@ class AttributionStage(Stage):
         epoch = 0
         if self.shares:
             epoch = partition.sync(self.version, self.shares, ctx.now_ms)["epoch"]
-        for _msg, journey in items:
+        for msg, journey in items:
             if journey["converted"]:
+                try:
+                    check_conversion(journey)
+                except InvalidRecord as exc:
+                    ctx.dead_letter(msg, exc, event_id=journey["journey_id"] or None)
+                    continue
                 for credit in journey_credits(
                     journey, self.shares, self.version, ctx.now_ms, self.config.half_life_hours
                 ):

@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from streams.errors import InvalidRecord
 from streams.identity.graph import KEY_PREFIX, key_of, node
+from streams.timecheck import sane_time
 
 ERASURE_TOPIC = "cust.erasure.v1"
 
@@ -38,6 +40,15 @@ class Erased:
     def hides(self, received_ms: int | None) -> bool:
         """True for data received before the request, and for anything after an opt-out."""
         return self.opt_out or received_ms is None or received_ms < self.requested_at
+
+
+def check_request(request: dict[str, Any]) -> None:
+    """Raise ``InvalidRecord`` for a request no consumer can act on: without a request
+    id or customer key, or made at a time no table can hold (``sane_time``)."""
+    if not request["request_id"] or not request["customer_key"]:
+        raise InvalidRecord("missing_id", "an erasure request needs its id and customer key")
+    if not sane_time(_millis(request["requested_at"])):
+        raise InvalidRecord("impossible_timestamp", f"requested at {request['requested_at']}")
 
 
 def request_keys(request: dict[str, Any]) -> set[str]:
@@ -97,7 +108,10 @@ class ErasureList:
         return len(self.requests)
 
     def add(self, request: dict[str, Any]) -> bool:
-        """Take a request; False if it was read before (a producer's retry wrote it twice)."""
+        """Take a request; False if it was read before (a producer's retry wrote it twice).
+        Raises ``InvalidRecord`` for a request no consumer can act on (every consumer
+        skips it alike; the sink dead-letters it)."""
+        check_request(request)
         if request["request_id"] in self._ids:
             return False
         self._ids.add(request["request_id"])

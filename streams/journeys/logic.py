@@ -33,8 +33,14 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
+
+from streams.errors import InvalidRecord
+from streams.timecheck import sane_time
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -501,3 +507,117 @@ class JourneyBuilder:
             held, state["held"] = state["held"], []
             return held
         return []
+
+
+def check_conversion(journey: dict[str, Any]) -> None:
+    """Raise ``InvalidRecord`` for a converting ``cust.journeys.v1`` record that no
+    consumer can use (attribution credits it, scoring scores it): no conversion id,
+    a time beyond 1970-2200 (``sane_time``), a value or touch age that is not a
+    finite number, or neither touches nor a conversion touchpoint to credit."""
+    if not journey["conversion_id"] or journey["conversion_time"] is None:
+        raise InvalidRecord("missing_id", "a conversion needs its id and time")
+    if not sane_time(journey["conversion_time"]):
+        raise InvalidRecord("impossible_timestamp", f"conversion time {journey['conversion_time']}")
+    if not math.isfinite(journey["conversion_value"] or 0.0):
+        raise InvalidRecord("invalid_value", "the conversion value is not finite")
+    touches = journey["touchpoints"]
+    if not touches and not journey.get("conversion_touchpoint_id"):
+        raise InvalidRecord("missing_id", "a conversion without touches or its touchpoint")
+    if any(not math.isfinite(t.get("hours_to_end", 0.0)) for t in touches):
+        raise InvalidRecord("invalid_value", "a touch's hours_to_end is not finite")
+
+
+# -- transfers from another key (cust.touchpoints.stitched.v1 kind "transfer") ----------
+def _is_act(a: Any) -> bool:
+    return (
+        isinstance(a, list)
+        and len(a) == 6
+        and isinstance(a[TID], str)
+        and _is_int(a[TIME])
+        and isinstance(a[CHANNEL], str)
+        and isinstance(a[ETYPE], str)
+        and isinstance(a[TOUCHABLE], bool)
+        and (a[SYSTEM] is None or isinstance(a[SYSTEM], str))
+    )
+
+
+def _is_session(s: Any) -> bool:
+    return (
+        isinstance(s, list)
+        and len(s) == 4
+        and isinstance(s[SID], str)
+        and _is_int(s[START])
+        and _is_int(s[LAST])
+        and isinstance(s[SCHANNEL], str)
+    )
+
+
+def _is_seen(v: Any) -> bool:
+    return (
+        isinstance(v, list)
+        and len(v) == 3
+        and (v[0] is None or isinstance(v[0], str))
+        and _is_int(v[1])
+        and isinstance(v[2], str)
+    )
+
+
+# a held conversion's fields: (types, required)
+HELD_CONVERSION: dict[str, tuple[tuple[type, ...], bool]] = {
+    "conversion_id": ((str,), True),
+    "touchpoint_id": ((str,), True),
+    "event_time": ((int,), True),
+    "release_at": ((int,), True),
+    "deadline": ((int,), False),
+    "revenue": ((int, float), False),
+    "currency": ((str,), False),
+    "category": ((str,), False),
+    "discount": ((bool,), False),
+}
+
+
+def _is_held_conversion(h: Any) -> bool:
+    if not isinstance(h, dict):
+        return False
+    for name, (types, required) in HELD_CONVERSION.items():
+        if not required and h.get(name) is None and (name != "deadline" or name not in h):
+            continue  # optional; a deadline, if there, must be a time
+        value = h.get(name)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return False
+    return True
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _all(values: Any, check: Any) -> bool:
+    return isinstance(values, list) and all(check(v) for v in values)
+
+
+def parse_transfer(text: str | None, valid_touchpoint: Any) -> dict:
+    """The moved state of a ``transfer`` record (``take_for_transfer``'s output as JSON),
+    checked shape by shape; ``valid_touchpoint(tp)`` checks each held touchpoint.
+    Raises ``ValueError`` naming the first part that is not what a transfer holds."""
+    moved = orjson.loads(text or "")  # JSONDecodeError is a ValueError
+    if not isinstance(moved, dict):
+        raise ValueError("not a JSON object")
+    for name in ("acts", "sessions", "conversions", "held_conversions", "held", "awaiting"):
+        moved.setdefault(name, [])
+    moved.setdefault("seen", {})
+    moved.setdefault("held_since", None)
+    checks = {
+        "acts": lambda v: _all(v, _is_act),
+        "sessions": lambda v: _all(v, _is_session),
+        "seen": lambda v: isinstance(v, dict) and all(_is_seen(x) for x in v.values()),
+        "conversions": lambda v: _all(v, lambda c: isinstance(c, str)),
+        "held_conversions": lambda v: _all(v, _is_held_conversion),
+        "held": lambda v: _all(v, valid_touchpoint),
+        "awaiting": lambda v: _all(v, lambda o: isinstance(o, str)),
+        "held_since": lambda v: v is None or _is_int(v),
+    }
+    for name, check in checks.items():
+        if not check(moved[name]):
+            raise ValueError(f"its {name} is not what a transfer holds")
+    return moved

@@ -21,17 +21,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import fastavro
+import fastavro.validation
 import orjson
 from confluent_kafka import Message
 
-from streams.codec import Codec
+from streams.catalog import default_catalog
+from streams.codec import Codec, strip_logical_types
 from streams.erasure.logic import request_keys
+from streams.errors import InvalidRecord
 from streams.journeys import watermarks
-from streams.journeys.logic import JourneyBuilder, JourneyConfig, new_state
+from streams.journeys.logic import JourneyBuilder, JourneyConfig, new_state, parse_transfer
 from streams.normalise.logic import SOURCE_TOPICS
 from streams.settings import Settings, get_settings
 from streams.stage import BatchContext, Stage, TopicPartitionKey
 from streams.state import PartitionStore
+from streams.timecheck import sane_time
 
 STITCHED = "cust.touchpoints.stitched.v1"
 TOUCHPOINTS = "cust.touchpoints.v1"
@@ -41,6 +46,27 @@ STATE, HOLD = "c:", "h:"
 HOLD_RECHECK_MS = 200  # how often a conversion the watermark holds is looked at
 EXPIRY_SCAN_MS = 200  # how often a partition's expired paths are looked for
 SOURCES = "w:sources"  # normalise workers' reports of their raw partitions (watermarks.py)
+
+
+KINDS = frozenset({"touchpoint", "watermark", "expect", "merge", "transfer"})
+
+
+def check_stitched(rec: dict[str, Any]) -> None:
+    """Raise ``InvalidRecord`` for a stitched record that lacks what its kind needs, or
+    a touchpoint at a time no stage can compute with (``sane_time``)."""
+    kind = rec["kind"]
+    if kind not in KINDS:
+        raise InvalidRecord("unknown_event_type", f"unknown stitched record kind {kind!r}")
+    if kind == "touchpoint":
+        if rec["touchpoint"] is None:
+            raise InvalidRecord("missing_id", "a touchpoint record without its touchpoint")
+        event_ms = rec["touchpoint"]["event_time"]
+        if not sane_time(event_ms):
+            raise InvalidRecord("impossible_timestamp", f"event time {event_ms}")
+    if kind in ("watermark", "expect", "transfer") and not rec["origin"]:
+        raise InvalidRecord("missing_id", f"a {kind} record without its origin")
+    if kind != "watermark" and not rec["customer_key"]:
+        raise InvalidRecord("missing_id", f"a {kind} record without a customer key")
 
 
 class JourneysStage(Stage):
@@ -67,6 +93,8 @@ class JourneysStage(Stage):
         self._watermarks: dict[TopicPartitionKey, int] = {}
         self._expiry_scanned: dict[TopicPartitionKey, int] = {}  # processing time, ms
         self.source_partitions: set[str] = set()  # every raw partition there is
+        touchpoint = default_catalog().value_schema(TOUCHPOINTS).raw
+        self._touchpoint_schema = fastavro.parse_schema(strip_logical_types(touchpoint))
 
     def attach_side_inputs(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
         """Learn which raw source partitions exist: each must be reported before the
@@ -120,6 +148,7 @@ class JourneysStage(Stage):
             watermark = store.meta(WATERMARK)
         for _msg, rec in items:
             kind = rec["kind"]
+            check_stitched(rec)
             if kind == "watermark":
                 # A record without source_partitions comes from a normalise worker of
                 # an earlier release (revision 2): its partitions count as unreported
@@ -134,6 +163,7 @@ class JourneysStage(Stage):
                 ctx.ok()
                 continue
             key = rec["customer_key"]
+            moved = self._transfer(rec) if kind == "transfer" else None
             state = self._load(store, key)
             if kind == "touchpoint":
                 watermark = max(watermark, rec["touchpoint"]["event_time"])
@@ -146,7 +176,7 @@ class JourneysStage(Stage):
             elif kind == "merge":
                 into = rec["merge_into"]
                 if into and into != key:
-                    moved = self.builder.take_for_transfer(state, into)
+                    moved_out = self.builder.take_for_transfer(state, into)
                     ctx.emit(
                         STITCHED,
                         into,
@@ -155,7 +185,7 @@ class JourneysStage(Stage):
                             into,
                             ctx,
                             origin=key,
-                            state_json=orjson.dumps(moved).decode(),
+                            state_json=orjson.dumps(moved_out).decode(),
                         ),
                     )
             elif kind == "transfer":
@@ -166,7 +196,7 @@ class JourneysStage(Stage):
                         {**rec, "customer_key": state["merged_into"]},
                     )
                 else:
-                    self.builder.absorb(state, orjson.loads(rec["state_json"]))
+                    self.builder.absorb(state, moved)
                     for held in self.builder.arrived(state, rec["origin"]):
                         self._apply(ctx, state, key, held)
             self.builder.prune(state, watermark)
@@ -174,6 +204,16 @@ class JourneysStage(Stage):
             ctx.ok()
         self._watermarks[tp] = watermark
         store.set_meta(WATERMARK, watermark)
+
+    def _transfer(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """The moved state of a transfer record, checked before anything is applied."""
+        try:
+            return parse_transfer(rec["state_json"], self._valid_touchpoint)
+        except ValueError as exc:
+            raise InvalidRecord("invalid_value", f"a transfer's state_json: {exc}") from None
+
+    def _valid_touchpoint(self, tp: Any) -> bool:
+        return fastavro.validation.validate(tp, self._touchpoint_schema, raise_errors=False)
 
     def _apply(
         self, ctx: BatchContext, state: dict[str, Any], key: str, touch: dict[str, Any]

@@ -15,6 +15,7 @@ touchpoint id and the same record.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from streams.enrich.devices import parse_device
 from streams.enrich.sentiment import sentiment_score
 from streams.errors import InvalidRecord
 from streams.identity.graph import IdentityGraph, contact_node, key_of, node
+from streams.timecheck import EARLIEST_MS, MAX_FUTURE_SKEW_MS, possible_time
 
 CLICKSTREAM = "cust.clickstream.raw.v1"
 MOBILE = "cust.mobile.raw.v1"
@@ -35,9 +37,7 @@ MESSAGING = "cust.messaging.raw.v1"
 FULFILLMENT = "cust.fulfillment.raw.v1"
 SOURCE_TOPICS = (CLICKSTREAM, MOBILE, SOCIAL, MESSAGING, FULFILLMENT)
 
-DAY_MS = 86_400_000
-EARLIEST_MS = 946_684_800_000  # 2000-01-01: anything older is a broken clock
-MAX_FUTURE_SKEW_MS = DAY_MS  # client clocks run ahead; more than a day is impossible
+INT32_MAX = 2**31 - 1
 
 # Segment e-commerce and mobile spec names -> normalised event types.
 TRACK_EVENTS = {
@@ -145,10 +145,11 @@ def declared_traits(record: Mapping[str, Any]) -> dict[str, str]:
         return {}  # traits are optional context; a broken blob does not void the event
     if not isinstance(traits, dict):
         return {}
+    # a declared trait is a scalar; an object or list in its place is not a declaration
     return {
         f"trait.{name}": str(traits[name])
         for name in DECLARED_TRAITS
-        if traits.get(name) not in (None, "")
+        if isinstance(traits.get(name), str | int | float | bool) and traits[name] != ""
     }
 
 
@@ -165,7 +166,14 @@ def _properties(record: Mapping[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _check_time(event_ms: int, received_ms: int, name: str) -> None:
+def _check_time(event_ms: int, received_ms: int, name: str, processed_ms: int) -> None:
+    """The event time and received time of an event must be possible: after 2000, and
+    not more than a day in the future (of when it was received, and of now)."""
+    if not possible_time(received_ms, processed_ms):
+        raise InvalidRecord(
+            "impossible_timestamp",
+            f"received time {received_ms} is before 2000-01-01 or more than a day from now",
+        )
     if event_ms < EARLIEST_MS:
         raise InvalidRecord("impossible_timestamp", f"{name} {event_ms} is before 2000-01-01")
     if event_ms > received_ms + MAX_FUTURE_SKEW_MS:
@@ -193,6 +201,31 @@ def _number(value: Any, what: str) -> float | None:
     if number != number or number in (float("inf"), float("-inf")):
         raise InvalidRecord("invalid_value", f"{what} is not finite")
     return number
+
+
+def _quantity(value: float | int, what: str) -> int:
+    """A quantity as the int the touchpoint holds: whole, and within Avro's int."""
+    if not -INT32_MAX <= value <= INT32_MAX:
+        raise InvalidRecord("invalid_value", f"{what} {value} is out of range")
+    return int(value)
+
+
+def _finite(value: float | None, what: str) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise InvalidRecord("invalid_value", f"{what} is not finite")
+    return value
+
+
+def _text(value: Any, what: str) -> str | None:
+    """An identifier or code from a JSON blob: a string or a number, as text; another
+    type (an object, a list, a boolean) is an error, never its Python repr."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise InvalidRecord("invalid_value", f"{what} must be a string or a number")
 
 
 def _base(
@@ -320,26 +353,25 @@ class Normaliser:
             if isinstance(products, list) and products and isinstance(products[0], dict)
             else props
         )
-        tp["order_id"] = props.get("order_id") and str(props["order_id"])
+        tp["order_id"] = _text(props.get("order_id"), "order_id")
         tp["revenue"] = _number(
             props.get("total", props.get("revenue", props.get("value"))), "total"
         )
-        currency = props.get("currency")
-        tp["currency"] = str(currency).upper() if currency else None
+        currency = _text(props.get("currency"), "currency")
+        tp["currency"] = currency.upper() if currency else None
         tp["discount"] = _number(props.get("discount"), "discount")
-        tp["coupon_code"] = props.get("coupon") and str(props["coupon"])
-        product_id = first.get("product_id") or first.get("sku")
-        tp["product_id"] = str(product_id) if product_id else None
+        tp["coupon_code"] = _text(props.get("coupon"), "coupon")
+        tp["product_id"] = _text(first.get("product_id") or first.get("sku"), "product_id")
         if isinstance(products, list):
             qty = sum(
                 int(_number(p.get("quantity", 1), "quantity") or 0)
                 for p in products
                 if isinstance(p, dict)
             )
+            tp["quantity"] = _quantity(qty, "quantity")
         else:
-            qty = props.get("quantity")
-            qty = int(_number(qty, "quantity")) if qty is not None else None
-        tp["quantity"] = qty
+            qty = _number(props.get("quantity"), "quantity")
+            tp["quantity"] = _quantity(qty, "quantity") if qty is not None else None
         if tp["event_type"] == "purchase":
             tp["is_conversion"] = True
             tp["conversion_id"] = tp["order_id"] or tp["source_event_id"]
@@ -358,7 +390,7 @@ class Normaliser:
         else:
             event_type = {"page": "page_view", "screen": "screen_view"}.get(call, call)
         event_ms, received_ms = record["event_time"], record["received_at"]
-        _check_time(event_ms, received_ms, "event_time")
+        _check_time(event_ms, received_ms, "event_time", processed_ms)
         tp = _base(
             topic, record, system, event_type, channels.DIRECT, event_ms, received_ms, processed_ms
         )
@@ -425,7 +457,7 @@ class Normaliser:
         if kind not in SOCIAL_TYPES:
             raise InvalidRecord("unknown_event_type", f"unknown social event type {kind!r}")
         event_ms, received_ms = record["occurred_at"], record["received_at"]
-        _check_time(event_ms, received_ms, "occurred_at")
+        _check_time(event_ms, received_ms, "occurred_at", processed_ms)
         platform = _require(record.get("platform"), "platform").strip().lower()
         handle = _require(record.get("handle"), "handle").strip().lower()
         campaign = record.get("campaign") or campaign_from_url(record.get("link_url"))
@@ -465,7 +497,7 @@ class Normaliser:
                 "invalid_value", f"unknown message channel {record.get('channel')!r}"
             )
         event_ms, received_ms = record["occurred_at"], record["received_at"]
-        _check_time(event_ms, received_ms, "occurred_at")
+        _check_time(event_ms, received_ms, "occurred_at", processed_ms)
         tp = _base(
             topic,
             record,
@@ -506,7 +538,7 @@ class Normaliser:
         if kind not in FULFILLMENT_TYPES:
             raise InvalidRecord("unknown_event_type", f"unknown fulfilment event type {kind!r}")
         event_ms, received_ms = record["occurred_at"], record["captured_at"]
-        _check_time(event_ms, received_ms, "occurred_at")
+        _check_time(event_ms, received_ms, "occurred_at", processed_ms)
         sales_channel = record.get("sales_channel") or ""
         channel = (
             channels.STORE
@@ -520,20 +552,21 @@ class Normaliser:
             _require(tp["order_id"], "order_id")
         lines = record.get("lines") or []
         tp["currency"] = record.get("currency")
-        tp["revenue"] = record.get("order_total")
+        tp["revenue"] = _finite(record.get("order_total"), "order_total")
         if kind == "order_refunded":
-            tp["revenue"] = -(record.get("refund_amount") or 0.0)
-        tp["discount"] = record.get("discount_total")
+            tp["revenue"] = -(_finite(record.get("refund_amount"), "refund_amount") or 0.0)
+        tp["discount"] = _finite(record.get("discount_total"), "discount_total")
         tp["coupon_code"] = record.get("coupon_code")
         if lines:
             tp["product_id"] = lines[0]["product_id"]
-            tp["quantity"] = sum(line["quantity"] for line in lines)
+            tp["quantity"] = _quantity(sum(line["quantity"] for line in lines), "quantity")
         if kind == "order_placed":
             tp["is_conversion"] = True
             tp["conversion_id"] = tp["order_id"]
             if tp["revenue"] is None:
-                tp["revenue"] = sum(
-                    ln["quantity"] * ln["unit_price"] - ln["discount"] for ln in lines
+                tp["revenue"] = _finite(
+                    sum(ln["quantity"] * ln["unit_price"] - ln["discount"] for ln in lines),
+                    "the order's lines' total",
                 )
         tp["attributes"].update(
             {

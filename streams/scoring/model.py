@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from streams.journeys.logic import check_conversion
 from streams.scoring import clv
 
 DAY_MS = 86_400_000
@@ -61,8 +62,9 @@ class PurchaseHistory:
 
     def apply_journey(self, journey: dict[str, Any]) -> FirstPurchase | None:
         """Record a converting journey; its customer's first purchase as known now."""
-        if not journey["converted"] or not journey["conversion_id"]:
+        if not journey["converted"]:
             return None
+        check_conversion(journey)  # the scoring stage dead-letters it
         key, order = journey["customer_key"], journey["conversion_id"]
         entry = (int(journey["conversion_time"]), float(journey["conversion_value"]))
         if self.purchases[key].get(order) != entry:

@@ -24,6 +24,8 @@ from confluent_kafka import Message
 
 from streams.codec import Codec
 from streams.erasure.logic import request_keys
+from streams.errors import InvalidRecord
+from streams.journeys.logic import check_conversion
 from streams.scoring.model import (
     FirstPurchase,
     PurchaseHistory,
@@ -125,9 +127,15 @@ class ScoringStage(Stage):
         ctx: BatchContext,
     ) -> None:
         assert store is not None
-        for _msg, journey in items:
+        for msg, journey in items:
+            if journey["converted"]:
+                try:
+                    check_conversion(journey)
+                except InvalidRecord as exc:
+                    ctx.dead_letter(msg, exc, event_id=journey["journey_id"] or None)
+                    continue
             ctx.ok()
-            if not journey["converted"] or not journey["conversion_id"]:
+            if not journey["converted"]:
                 continue
             key = journey["customer_key"]
             if store.get(SCORED + key) is not None or store.get(HOLD + key) is not None:

@@ -15,7 +15,7 @@ from streams.normalise.logic import (
     touchpoint_id,
 )
 
-NOW = 1_762_300_000_000
+NOW = 1_794_000_000_000  # after every example was received
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ def purchase(customer: str, order: str) -> dict:
     return {
         "customer_key": customer, "converted": True, "conversion_id": order,
         "conversion_time": 1_700_000_000_000, "conversion_value": 10.0, "currency": "GBP",
-        "touchpoints": [],
+        "touchpoints": [], "conversion_touchpoint_id": f"tp-{order}",
     }  # fmt: skip
 
 

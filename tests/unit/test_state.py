@@ -1,6 +1,8 @@
 """Partition store: state and offset commit together, survive reopening, timers by prefix."""
 
-from streams.state import PartitionStore
+import pytest
+
+from streams.state import PartitionStore, StateRejected
 
 
 def test_uncommitted_changes_are_lost_on_reopen_committed_ones_kept(tmp_path):
@@ -65,3 +67,41 @@ def test_due_keys_with_a_limit_are_the_first_in_key_order_pending_writes_include
     store.commit(2)
     assert store.due_keys(100, "c:", limit=5) == expected
     assert store.due_keys(100, "c:", limit=100) == store.due_keys(100, "c:")
+
+
+def store_bytes(path) -> bytes:
+    """The store's file and its WAL, as bytes."""
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+@pytest.mark.parametrize("scrub", [True, False])
+def test_an_erasure_commit_leaves_no_bytes_of_what_it_deleted(tmp_path, scrub):
+    path = tmp_path / "p.sqlite"
+    store = PartitionStore(path)
+    for i in range(200):  # the forgotten customer among others, over several pages
+        store.put(f"c:cust-{i}", {"email_hash": f"hash-of-customer-{i:04d}", "pad": "x" * 300})
+    store.commit(1)
+    assert b"hash-of-customer-0077" in store_bytes(path)
+    store.delete("c:cust-77")
+    if scrub:
+        store.scrub_at_commit()
+    store.commit(2)
+    # without the scrub the WAL keeps the page as it was before the delete
+    assert (b"hash-of-customer-0077" in store_bytes(path)) is not scrub
+    assert store.get("c:cust-78")["email_hash"] == "hash-of-customer-0078"
+
+
+def test_values_a_store_cannot_keep_are_refused_at_seal_not_at_commit(tmp_path):
+    store = PartitionStore(tmp_path / "p.sqlite")
+    store.put("ok", {"a": 1})
+    store.put("bad", {1: "an int key"})
+    with pytest.raises(StateRejected, match="'bad'"):
+        store.seal()
+    store.put("bad", {"fixed": True})  # a new put replaces what was refused
+    store.put("late", 1, due=2**64)
+    with pytest.raises(StateRejected, match="64 bits"):
+        store.seal()
+    store.delete("late")
+    store.seal()
+    store.commit(1)
+    assert store.get("bad") == {"fixed": True}
