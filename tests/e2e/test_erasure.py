@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -55,6 +56,20 @@ def rows_naming(database, needles: set[str]) -> dict[str, int]:
         return found
 
 
+def files_naming(root: Path, needles: set[str]) -> dict[str, list[str]]:
+    """Files under ``root`` whose bytes hold a needle (as ``grep -a`` would find it)."""
+    found = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # a snapshot replaced while listing
+            continue
+        hits = sorted(n for n in needles if n.encode() in data)
+        if hits:
+            found[str(path.relative_to(root))] = hits
+    return found
+
+
 def email_hash_of(key: str) -> str:
     """The generator's customer ``cust-<seed>-<n>`` has the email ``customer<n>@example.org``."""
     return hash_contact(f"customer{int(key.rsplit('-', 1)[1])}@example.org")
@@ -92,7 +107,9 @@ def new_event(template, event_id: str, user_id: str, anonymous_id: str):
 def run(tmp_path_factory):
     gen, events = population(customers=CUSTOMERS, seed=23)
     root = tmp_path_factory.mktemp("erasure")
-    pipe = Pipeline(root).start()
+    pipe = Pipeline(root)
+    pipe.sink_settings.erasure_rewrite_interval_s = 1.0  # the test's two requests: seconds apart
+    pipe.start()
     pipe.publish(events)
     truth = gen.truth
     converted = sorted({c.customer_id for c in truth.conversions})
@@ -130,6 +147,10 @@ def test_forget_leaves_no_row_naming_the_customers(run):
         for table in ("touchpoints", "journeys", "attribution_credits", "customer_scores"):
             assert before.get(table), f"{key} has no {table} rows to forget: {before}"
         assert before.get("customer_profiles"), before
+    # the bytes of the state stores and databases name them, before
+    held = files_naming(pipe.root, needles[a] | needles[b])
+    assert any(path.endswith(".sqlite") or ".sqlite-" in path for path in held), held
+    assert any(".duckdb" in path for path in held), held
 
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": pipe.bootstrap}
     out = subprocess.run(
@@ -179,6 +200,17 @@ def test_forget_leaves_no_row_naming_the_customers(run):
         return not stored and not linked and not any(k in history for k in keys)
 
     assert pipe.wait_for(stage_state_gone, timeout_s=30)
+
+    # -- and no file under the runtime directory or beside the tables holds their bytes:
+    # not a free page or WAL of a state store, not a deleted row in a DuckDB block
+    left: dict[str, list[str]] = {}
+
+    def no_bytes_left() -> bool:
+        left.clear()
+        left.update(files_naming(pipe.root, needles[a] | needles[b]))
+        return not left
+
+    assert pipe.wait_for(no_bytes_left, timeout_s=60, stable_s=2), left
 
     # -- later events: A opted out (suppressed), B starts again, C is a control
     suppressed = metrics.EVENTS_SUPPRESSED.labels("normalise", "erased")._value.get()

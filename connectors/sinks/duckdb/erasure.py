@@ -117,7 +117,7 @@ def apply_request(
             deleted[table.name] = int(count)
     db.execute(
         f"INSERT OR REPLACE INTO {ERASURES_TABLE} VALUES "
-        "(?, sha256(? || ?), ?, ?, ?, make_timestamp(? * 1000), now(), ?, ?)",
+        "(?, sha256(? || ?), ?, ?, ?, make_timestamp(?::BIGINT * 1000), now(), ?, ?)",
         [
             request["request_id"],
             salt,

@@ -52,6 +52,7 @@ from connectors.sinks.duckdb.ddl import Column, quote_ident
 from connectors.sinks.duckdb.erasure import (
     ERASED_VIEW,
     ERASURES_DDL,
+    ERASURES_TABLE,
     apply_request,
     erased_keys_table,
     hidden_rows_filter,
@@ -61,13 +62,27 @@ from connectors.sinks.duckdb.written import WrittenKeys, key_values
 from streams import metrics
 from streams.catalog import Catalog, default_catalog
 from streams.codec import Codec, make_codec
-from streams.deadletter import dead_letter_for_message, dead_letter_topic
+from streams.deadletter import (
+    DeadLetterPolicy,
+    DeadLetterRateExceeded,
+    dead_letter_for_message,
+    dead_letter_topic,
+)
 from streams.erasure.logic import ERASURE_TOPIC, ErasureList
-from streams.errors import FatalError, InvalidRecord
+from streams.errors import FatalError, InvalidRecord, internal_error, is_record_fault
 from streams.kafka import make_consumer, make_producer, observe_lag
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# What DuckDB raises when a row's data does not fit (not the machine failing).
+ROW_ERRORS = (
+    duckdb.ConversionException,
+    duckdb.OutOfRangeException,
+    duckdb.InvalidInputException,
+    duckdb.ConstraintException,
+    duckdb.TypeMismatchException,
+)
 
 VIEWS_SQL = Path(__file__).with_name("views.sql")
 HEADER = 5  # magic byte + schema id
@@ -97,6 +112,9 @@ class DuckDBSinkSettings(ConnectorSettings):
     # A row of a forgotten customer produced up to this long after the erasure request
     # was made by a stage that had not applied it yet is kept out too.
     erasure_settle_ms: int = 10_000
+    # After erasure requests were applied the database file is rewritten (deleted rows
+    # stay in DuckDB's blocks until then), at most once per this many seconds.
+    erasure_rewrite_interval_s: float = 30.0
 
 
 class PiiPolicy:
@@ -131,6 +149,7 @@ class PreparedBatch:
     started: float
     erasures: list[dict[str, Any]] = field(default_factory=list)  # requests to apply
     erased: pa.Table | None = None  # every key erased so far, for the filter
+    messages: list[Message] = field(default_factory=list)  # by batch position (``__pos``)
 
 
 @sink("duckdb")
@@ -173,18 +192,18 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         self.erasures = ErasureList()  # every erasure request, read whole (the filter)
         self.erasure_input = None
         self._erased_table: pa.Table | None = None
+        self.policy = DeadLetterPolicy("sink")
+        self._rewrite_due = False  # erasures applied since the database was last rewritten
+        self._rewritten_at = 0.0
+        self.halted: str | None = None  # why the dead-letter rate halted the sink
 
     # -- lifecycle -------------------------------------------------------------------
     def setup(self) -> None:
         """Open the database, create or evolve tables, create views."""
         self.conf.database.parent.mkdir(parents=True, exist_ok=True)
-        self.db = duckdb.connect(str(self.conf.database))
-        # Decoded timestamps are UTC instants; the tables hold them as UTC.
-        self.db.execute("SET TimeZone = 'UTC'")
-        # Checkpoints happen when a read snapshot is published (every half second or so,
-        # see publish_snapshot); DuckDB's own every-16-MB checkpoint would double
-        # the cost of a commit and must not run while a snapshot is being copied.
-        self.db.execute("SET wal_autocheckpoint = '4GB'")
+        for stale in self._leftovers():  # copies a killed sink left: they may hold erased rows
+            stale.unlink(missing_ok=True)
+        self._open()
         db = self.db
         db.execute(
             "CREATE TABLE IF NOT EXISTS _sink_offsets (topic VARCHAR, partition INTEGER, "
@@ -195,7 +214,34 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             self.written.load(db, table.name, self._row_key(table))
         db.execute(ERASURES_DDL)
         db.execute(VIEWS_SQL.read_text())
-        self.publish_snapshot(force=True)
+        db.execute(f"CREATE TABLE IF NOT EXISTS {REWRITTEN} (upto TIMESTAMP)")
+        if self._erasures_not_rewritten():  # a sink stopped before its rewrite
+            self.rewrite_database()
+        else:
+            self.publish_snapshot(force=True)
+
+    def _erasures_not_rewritten(self) -> bool:
+        (pending,) = self.db.execute(
+            f"SELECT (SELECT max(applied_at) FROM {ERASURES_TABLE}) > "
+            f"coalesce((SELECT max(upto) FROM {REWRITTEN}), '-infinity'::TIMESTAMP)"
+        ).fetchone()
+        return bool(pending)
+
+    def _open(self) -> None:
+        self.db = duckdb.connect(str(self.conf.database))
+        # Decoded timestamps are UTC instants; the tables hold them as UTC.
+        self.db.execute("SET TimeZone = 'UTC'")
+        # Checkpoints happen when a read snapshot is published (every half second or so,
+        # see publish_snapshot); DuckDB's own every-16-MB checkpoint would double
+        # the cost of a commit and must not run while a snapshot is being copied.
+        self.db.execute("SET wal_autocheckpoint = '4GB'")
+
+    def _leftovers(self) -> list[Path]:
+        database, snapshot = self.conf.database, self.conf.snapshot
+        return [
+            *database.parent.glob(database.name + REWRITE_SUFFIX),
+            *snapshot.parent.glob(snapshot.name + ".tmp*"),
+        ]
 
     def _ensure_table(self, table: TableSpec) -> None:
         db = self.db
@@ -247,6 +293,8 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         return {(t, p): o for t, p, o in rows.fetchall()}
 
     def ready(self) -> tuple[bool, str]:
+        if self.halted:
+            return False, f"sink halted: {self.halted}"
         if self.db is None:
             return False, "database not open"
         if not self.assigned:
@@ -320,8 +368,16 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
                     self._pending = writer.submit(self.commit_prepared, prepared)
                 elif self._pending is None or self._pending.done():
                     self._wait_for_write()
-                    self._pending = writer.submit(self.publish_snapshot)
+                    self._pending = writer.submit(self.maintain)
             self._wait_for_write()
+        except DeadLetterRateExceeded as exc:
+            # Halted, not restarted: a restart would read the same records. Nothing of
+            # the batch was written; /ready says why until the operator stops it.
+            self.halted = str(exc)
+            self._wait_for_write()
+            self.consumer.close()
+            self.consumer = None
+            stop.wait()
         finally:
             writer.shutdown(wait=True)
             self.close()
@@ -377,11 +433,13 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             if topic == ERASURE_TOPIC:
                 try:
                     request = self.codec.decode(topic, value, msg.partition(), msg.offset())
-                except InvalidRecord as exc:
-                    dead.append(self._dead(msg, exc, now_ms))
+                    self._take_erasure(request)
+                except Exception as exc:
+                    if not is_record_fault(exc):
+                        raise
+                    dead.append(self._dead(msg, internal_error(exc, "decoding"), now_ms))
                 else:
                     erasures.append(request)
-                    self._take_erasure(request)
                 continue
             if not value or len(value) < HEADER or value[0] != 0:
                 dead.append(
@@ -400,31 +458,125 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             table = self._decode_group(topic, schema_id, items, dead, now_ms)
             if table is not None:
                 frames[topic].append(table)
+        for outcome in [True] * (len(batch) - len(dead)) + [False] * len(dead):
+            self.policy.record(outcome)
         if dead:
             self._send_dead_letters(dead, frames, len(batch), now_ms)
-        return PreparedBatch(frames, offsets, now_ms, started, erasures, self._erased_table)
+        return PreparedBatch(
+            frames, offsets, now_ms, started, erasures, self._erased_table, list(batch)
+        )
 
     def _take_erasure(self, request: dict[str, Any]) -> None:
         if self.erasures.add(request):
             self._erased_table = erased_keys_table(self.erasures)
 
     def commit_prepared(self, prepared: PreparedBatch) -> int:
-        """Write a prepared batch and its offsets in one transaction; rows written."""
-        written = self._commit(
-            prepared.frames,
-            prepared.offsets,
-            prepared.now_ms,
-            prepared.erasures,
-            prepared.erased,
-        )
+        """Write a prepared batch and its offsets in one transaction; rows written.
+
+        When DuckDB refuses the batch for its data (a value out of a column's
+        range), the refused records are found by bisection in transactions that
+        are rolled back, dead-lettered (reason ``internal_error``, DuckDB's
+        message), and the rest is written."""
+        try:
+            written = self._commit_batch(prepared)
+        except ROW_ERRORS as exc:
+            log.warning("sink: DuckDB refused a batch (%s); finding the records", exc)
+            self._set_aside_refused(prepared)
+            written = self._commit_batch(prepared)
         metrics.SINK_BATCH_ROWS.observe(written)
         metrics.SINK_COMMIT_SECONDS.observe(time.perf_counter() - prepared.started)
         self._observe_freshness(
             prepared.frames.get("cust.touchpoints.v1", []), int(time.time() * 1000)
         )
         self.rows_written += written
-        self.publish_snapshot()
+        if prepared.erasures:
+            self._rewrite_due = True
+        self.maintain()
         return written
+
+    def maintain(self) -> None:
+        """Between writes: rewrite the database if erasures are waiting for it, then
+        publish a read snapshot if one is due."""
+        if (
+            self._rewrite_due
+            and time.monotonic() - self._rewritten_at >= self.conf.erasure_rewrite_interval_s
+        ):
+            self.rewrite_database()
+        self.publish_snapshot()
+
+    def rewrite_database(self) -> None:
+        """Copy the database into a new file that takes its place, and publish it.
+
+        DuckDB leaves deleted rows in its blocks (a checkpoint does not clear
+        them): after an erasure the customer's values would stay in the file's
+        bytes. The copy holds only live rows; the old file is removed and the read
+        snapshot replaced. Tables, views, comments and offsets are copied as they
+        are, in the writer's turn (no batch is in flight)."""
+        if self._copy is not None:
+            self._copy.join()  # a snapshot copy reads the file
+        started = time.perf_counter()
+        path = self.conf.database
+        fresh = path.with_name(path.name + REWRITE_SUFFIX)
+        fresh.unlink(missing_ok=True)
+        db = self.db
+        _run(db, f"DELETE FROM {REWRITTEN}")  # the erasures this copy has applied
+        _run(db, f"INSERT INTO {REWRITTEN} SELECT max(applied_at) FROM {ERASURES_TABLE}")
+        (name,) = db.execute("SELECT current_database()").fetchone()
+        _run(db, f"ATTACH {_literal(str(fresh))} AS _rewrite")
+        _run(db, f"COPY FROM DATABASE {quote_ident(name)} TO _rewrite")
+        _run(db, "DETACH _rewrite")
+        db.close()  # checkpoints: no WAL is left beside the old file
+        os.replace(fresh, path)
+        self._open()
+        self._rewrite_due = False
+        self._rewritten_at = time.monotonic()
+        self.publish_snapshot(force=True)
+        log.info("sink: database rewritten after erasures in %.2f s", time.perf_counter() - started)
+
+    def _commit_batch(self, prepared: PreparedBatch) -> int:
+        return self._commit(
+            prepared.frames, prepared.offsets, prepared.now_ms, prepared.erasures, prepared.erased
+        )
+
+    def _set_aside_refused(self, prepared: PreparedBatch) -> None:
+        """Take the records DuckDB refuses out of ``prepared``, as dead letters."""
+        refused: dict[int, str] = {}
+        for topic, tables in prepared.frames.items():
+            for arrow in tables:
+                refused.update(self._refused(topic, arrow, prepared))
+        if not refused:
+            raise FatalError("sink: DuckDB refused a batch but none of its records alone")
+        dead = []
+        for pos, reason in sorted(refused.items()):
+            if pos < len(prepared.messages):
+                error = InvalidRecord("internal_error", f"DuckDB refused its row: {reason}")
+                dead.append(self._dead(prepared.messages[pos], error, prepared.now_ms))
+            else:  # one of the sink's own dead letters: it is on its topic already
+                log.error("sink: DuckDB refused a dead letter's row: %s", reason)
+        keep = pa.array(sorted(refused), pa.int64())
+        last = 0
+        for topic, tables in prepared.frames.items():
+            prepared.frames[topic] = [
+                t.filter(pc.invert(pc.is_in(t.column("__pos"), value_set=keep))) for t in tables
+            ]
+            last = max([last] + [pc.max(t.column("__pos")).as_py() or 0 for t in tables])
+        if dead:
+            self._send_dead_letters(dead, prepared.frames, last + 1, prepared.now_ms)
+
+    def _refused(self, topic: str, arrow: pa.Table, prepared: PreparedBatch) -> dict[int, str]:
+        """Batch positions of the rows of ``arrow`` DuckDB refuses, with its message
+        (bisection: a trial transaction per half that fails, rolled back)."""
+        try:
+            self._commit({topic: [arrow]}, {}, prepared.now_ms, dry_run=True)
+            return {}
+        except ROW_ERRORS as exc:
+            if arrow.num_rows == 1:
+                return {arrow.column("__pos")[0].as_py(): str(exc)}
+        half = arrow.num_rows // 2
+        return {
+            **self._refused(topic, arrow.slice(0, half), prepared),
+            **self._refused(topic, arrow.slice(half), prepared),
+        }
 
     def _dead(self, msg: Message, error: InvalidRecord, now_ms: int) -> dict[str, Any]:
         return dead_letter_for_message("sink", msg, error, now_ms)
@@ -457,15 +609,41 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
                     good.append((pos, msg))
                 except InvalidRecord as exc:
                     dead.append(self._dead(msg, exc, now_ms))
-            if not good:
+            items = self._natively_decodable(writer, good, dead, now_ms)
+            if not items:
                 return None
-            items = good
             table = decode_records(writer, [m.value()[HEADER:] for _, m in items])
         table = table.append_column("__pos", pa.array([p for p, _ in items], pa.int64()))
         # the Kafka timestamp (when the stage produced it), for the erasure filter
         return table.append_column(
             "__ts", pa.array([m.timestamp()[1] for _, m in items], pa.int64())
         )
+
+    def _natively_decodable(
+        self,
+        writer: dict[str, Any],
+        items: list[tuple[int, Message]],
+        dead: list[dict[str, Any]],
+        now_ms: int,
+    ) -> list[tuple[int, Message]]:
+        """The records the native decoder takes (bisection); the others, valid Avro it
+        cannot convert (a timestamp beyond its range), are dead-lettered."""
+        if not items:
+            return []
+        try:
+            decode_records(writer, [m.value()[HEADER:] for _, m in items])
+            return items
+        except Exception as exc:
+            if not is_record_fault(exc):
+                raise
+            if len(items) == 1:
+                error = internal_error(exc, "the sink's Avro to Arrow decoder")
+                dead.append(self._dead(items[0][1], error, now_ms))
+                return []
+        half = len(items) // 2
+        return self._natively_decodable(
+            writer, items[:half], dead, now_ms
+        ) + self._natively_decodable(writer, items[half:], dead, now_ms)
 
     def _send_dead_letters(
         self,
@@ -479,6 +657,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         for record in dead:
             topic = dead_letter_topic(record["source_topic"])
             value = self.codec.encode(topic, record)
+            metrics.DEAD_LETTERS.labels("sink", record["source_topic"], record["error_type"]).inc()
             self.producer.produce(topic, value)
             by_topic[topic].append(value[HEADER:])
         if self.producer.flush(30):
@@ -495,9 +674,10 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         # From when journeybus received the event: event times of generated or
         # back-filled data can be days old.
         for table in tables:
-            oldest = pc.min(table.column("received_time")).as_py()
+            received = table.column("received_time").cast(pa.timestamp("ms")).cast(pa.int64())
+            oldest = pc.min(received).as_py()  # epoch ms: no Python date to overflow
             if oldest is not None:
-                metrics.FRESHNESS.observe(max(0.0, now_ms / 1000 - oldest.timestamp()))
+                metrics.FRESHNESS.observe(max(0.0, (now_ms - oldest) / 1000))
 
     def _commit(
         self,
@@ -506,7 +686,10 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         now_ms: int,
         erasures: list[dict[str, Any]] | None = None,
         erased: pa.Table | None = None,
+        dry_run: bool = False,
     ) -> int:
+        """Upsert ``frames``, apply ``erasures`` and store ``offsets`` in one transaction;
+        rows written. ``dry_run``: roll it back instead (a trial)."""
         # A cursor of its own: the write may run in the writer thread, and DuckDB
         # connections do not share statements across threads.
         db = self.db.cursor()
@@ -542,7 +725,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
                 "DO UPDATE SET next_offset = excluded.next_offset, "
                 "committed_at = excluded.committed_at",
             )
-            _run(db, "COMMIT")
+            _run(db, "ROLLBACK" if dry_run else "COMMIT")
         except BaseException:
             _run(db, "ROLLBACK")
             raise
@@ -742,12 +925,16 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             self.producer.flush(10)
             self.producer = None
         if self.db is not None:
+            if self._rewrite_due:  # not later: erased rows must not stay in the file
+                self.rewrite_database()
             self.publish_snapshot(force=True)
             self.db.close()
             self.db = None
 
 
 OFFSETS_VIEW = "_batch_offsets"
+REWRITE_SUFFIX = ".rewrite"
+REWRITTEN = "_sink_rewritten"  # the newest erasure the file was last rewritten after
 
 
 def _offsets_table(offsets: dict[tuple[str, int], int]) -> pa.Table:
