@@ -8,7 +8,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 def connector_config(name: str) -> SettingsConfigDict:
     """Settings config reading ``CONNECTORS__<NAME>__<KEY>`` (name upper-cased, - as _)."""
     env = name.upper().replace("-", "_")
-    return SettingsConfigDict(env_prefix=f"CONNECTORS__{env}__", extra="ignore")
+    return SettingsConfigDict(
+        env_prefix=f"CONNECTORS__{env}__", extra="ignore", hide_input_in_errors=True
+    )
 
 
 class ConnectorSettings(BaseSettings):
@@ -19,7 +21,9 @@ class ConnectorSettings(BaseSettings):
     the schema is still the one of the unprefixed catalogue topic.
     """
 
-    model_config = SettingsConfigDict(extra="ignore")
+    # hide_input_in_errors: a value that fails validation may be a secret (a write key,
+    # a password); the error names the field, never echoes the value.
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
     topic_prefix: str = ""
     batch_max_records: int = 5000

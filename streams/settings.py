@@ -17,8 +17,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _section(name: str) -> SettingsConfigDict:
+    # hide_input_in_errors: a value that fails validation may be a secret; errors name
+    # the field and never echo the value.
     return SettingsConfigDict(
-        env_prefix=f"JOURNEYBUS__{name}__", extra="ignore", populate_by_name=True
+        env_prefix=f"JOURNEYBUS__{name}__",
+        extra="ignore",
+        populate_by_name=True,
+        hide_input_in_errors=True,
     )
 
 
@@ -144,7 +149,9 @@ class AttributionSettings(BaseSettings):
 class Settings(BaseSettings):
     """All journeybus settings; each section reads its own environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="JOURNEYBUS__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="JOURNEYBUS__", extra="ignore", hide_input_in_errors=True
+    )
 
     runtime_dir: Path = Path(".journeybus")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

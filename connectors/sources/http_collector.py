@@ -58,11 +58,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 from cachetools import TTLCache
+from pydantic import field_validator
 
 from connectors.base import Source, SourceRecord
 from connectors.publisher import Publisher
 from connectors.registry import source
 from connectors.settings import ConnectorSettings
+from connectors.sources.body import BodyError, decode_body
 from connectors.sources.ratelimit import TokenBuckets
 from connectors.sources.tracking import (
     SEGMENT_TYPES,
@@ -70,9 +72,9 @@ from connectors.sources.tracking import (
     snowplow_get_payload,
     snowplow_record,
 )
-from connectors.web import serving, until
+from connectors.web import json_error, serving, until
 from streams import metrics
-from streams.errors import InvalidRecord
+from streams.errors import InvalidRecord, internal_error, is_record_fault
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,25 @@ class CollectorSettings(ConnectorSettings):
     dedupe_max_events: int = 1_000_000
     dedupe_ttl_s: float = 24 * 3600
     ack_timeout_s: float = 10.0
+    # a connection that has not sent a request's headers within this long (of opening,
+    # or of its previous response) is closed; a body not read within body_timeout_s: 408
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+
+    @field_validator("write_keys", mode="before")
+    @classmethod
+    def _sources_only(cls, value: Any) -> Any:
+        """Check what each key maps to without naming the key: keys are secrets, and a
+        configuration error ends up in logs."""
+        if not isinstance(value, dict):
+            raise ValueError("write_keys must be a JSON object of key to source name")
+        for n, name in enumerate(value.values(), 1):
+            if name not in SOURCE_TOPICS:
+                raise ValueError(
+                    f"write key #{n} maps to {str(name)[:40]!r}, not a source "
+                    f"({', '.join(SOURCE_TOPICS)})"
+                )
+        return value
 
 
 def _digest(key: str) -> bytes:
@@ -129,10 +150,6 @@ def configured_digest(entry: str) -> bytes:
     return _digest(entry)
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"code": code, "message": message}, status=status)
-
-
 class Rejected(Exception):
     """A request refused with ``status`` and a ``{"code", "message"}`` JSON body."""
 
@@ -142,6 +159,30 @@ class Rejected(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
+
+
+MAX_NESTING = 254  # orjson's limit: an event nested deeper cannot be written as JSON
+MASKED = "[masked]"
+
+
+def without_secrets(event: Any, secrets: tuple[str, ...]) -> Any:
+    """``event`` with its top-level ``secrets`` fields masked (the same object when it
+    has none, the common case)."""
+    if not isinstance(event, dict) or not any(k in event for k in secrets):
+        return event
+    return {k: MASKED if k in secrets else v for k, v in event.items()}
+
+
+def shallow(value: Any, secrets: tuple[str, ...], depth: int = 32) -> Any:
+    """A copy of ``value`` cut ``depth`` levels down (deeper values become "…"), secrets
+    masked: what a dead letter keeps of an event too deep to write whole."""
+    if depth == 0:
+        return "…" if isinstance(value, dict | list) else value
+    if isinstance(value, dict):
+        return {k: MASKED if k in secrets else shallow(v, (), depth - 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shallow(v, (), depth - 1) for v in value]
+    return value
 
 
 @source("http-collector", topic="cust.clickstream.raw.v1")
@@ -154,9 +195,6 @@ class HttpCollector(Source[CollectorSettings]):
         super().__init__(*args, **kwargs)
         self._keys = [(configured_digest(k), v) for k, v in self.conf.write_keys.items()]
         self._limits = TokenBuckets(self.conf.rate_limit_events_per_s, self.conf.rate_limit_burst)
-        unknown = {v for _, v in self._keys} - set(SOURCE_TOPICS)
-        if unknown:
-            raise ValueError(f"write keys map to unknown sources {sorted(unknown)}")
         self._accepted: TTLCache = TTLCache(self.conf.dedupe_max_events, self.conf.dedupe_ttl_s)
         self._inflight: dict[tuple[str, str], asyncio.Future[bool]] = {}
         self.publisher: Publisher | None = None
@@ -191,7 +229,14 @@ class HttpCollector(Source[CollectorSettings]):
         self.publisher = Publisher(self.name, self.conf, self.settings, self.bootstrap)
         self.publisher.start_polling()
         try:
-            async with serving(self.app(), self.conf.host, self.conf.port) as port:
+            async with serving(
+                self.app(),
+                self.conf.host,
+                self.conf.port,
+                on_error=self._count_protocol_error,
+                idle_timeout_s=self.conf.header_timeout_s,
+                auto_decompress=False,
+            ) as port:
                 self.port = port
                 log.info("collector listening on http://%s:%d", self.conf.host, port)
                 self.started.set()
@@ -209,14 +254,24 @@ class HttpCollector(Source[CollectorSettings]):
         try:
             response = await handler(request)
         except Rejected as exc:
-            response = error_response(exc.status, exc.code, exc.message)
+            response = json_error(exc.status, exc.code, exc.message)
             response.headers.update(exc.headers)
         except web.HTTPException as exc:
             code = exc.reason.lower().replace(" ", "_")
-            response = error_response(exc.status, code, exc.text or exc.reason)
+            response = json_error(exc.status, code, exc.text or exc.reason)
+        except Exception:
+            # A bug, not the client's fault: answered and counted like any response, so
+            # the collector-5xx alert sees it (SDKs retry a 500).
+            log.exception("collector: %s %s failed", request.method, name)
+            response = json_error(500, "internal_error", "the collector failed; retry")
         metrics.COLLECTOR_REQUESTS.labels(name, str(response.status)).inc()
         metrics.COLLECTOR_SECONDS.labels(name).observe(time.perf_counter() - started)
         return response
+
+    @staticmethod
+    def _count_protocol_error(status: int) -> None:
+        """An error aiohttp answered before any route (``connectors.web``)."""
+        metrics.COLLECTOR_REQUESTS.labels("protocol", str(status)).inc()
 
     async def _health(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -224,10 +279,20 @@ class HttpCollector(Source[CollectorSettings]):
     # -- request parsing ---------------------------------------------------------------
     async def _body(self, request: web.Request) -> dict[str, Any]:
         try:
-            raw = await request.read()
+            # as sent: aiohttp's decompression is off (connectors.sources.body says why)
+            sent = await asyncio.wait_for(request.read(), self.conf.body_timeout_s)
+            raw = decode_body(
+                sent, request.headers.get("Content-Encoding", ""), self.conf.max_batch_bytes
+            )
+        except BodyError as exc:
+            raise Rejected(exc.status, exc.code, str(exc)) from None
         except web.HTTPRequestEntityTooLarge:
             raise Rejected(
                 413, "payload_too_large", f"a request may be {self.conf.max_batch_bytes} bytes"
+            ) from None
+        except TimeoutError:
+            raise Rejected(
+                408, "request_timeout", f"the body took over {self.conf.body_timeout_s:g} s"
             ) from None
         try:
             body = orjson.loads(raw)
@@ -286,9 +351,22 @@ class HttpCollector(Source[CollectorSettings]):
         return forwarded.split(",")[0].strip() if forwarded else request.remote
 
     def _event(
-        self, raw: Any, build: Callable[[Any], dict[str, Any]], typed: bool = True
+        self,
+        raw: Any,
+        build: Callable[[Any], dict[str, Any]],
+        typed: bool = True,
+        secrets: tuple[str, ...] = ("writeKey",),
     ) -> SourceRecord:
-        original = orjson.dumps(raw)
+        """One event of a request as a record, or as an invalid one to dead-letter. The
+        original kept for the dead letter has its ``secrets`` fields (the write key)
+        masked."""
+        try:
+            original = orjson.dumps(without_secrets(raw, secrets))
+        except orjson.JSONEncodeError:  # nested deeper than a JSON encoder goes
+            error = InvalidRecord(
+                "too_deep", f"the event is nested more than {MAX_NESTING} levels deep"
+            )
+            return SourceRecord.invalid(error, orjson.dumps(shallow(raw, secrets)))
         if len(original) > self.conf.max_event_bytes:
             error = InvalidRecord(
                 "too_large", f"{len(original)} bytes; an event may be {self.conf.max_event_bytes}"
@@ -298,6 +376,11 @@ class HttpCollector(Source[CollectorSettings]):
             return SourceRecord(build(raw), original=original, typed=typed)
         except InvalidRecord as exc:
             return SourceRecord.invalid(exc, original)
+        except Exception as exc:  # a bug this event exposes: its dead letter, not a 500
+            if not is_record_fault(exc):
+                raise
+            log.exception("collector: building an event raised %s", type(exc).__name__)
+            return SourceRecord.invalid(internal_error(exc, "the collector"), original)
 
     # -- Segment -----------------------------------------------------------------------
     async def _segment_batch(self, request: web.Request) -> web.Response:
@@ -359,6 +442,7 @@ class HttpCollector(Source[CollectorSettings]):
                     lambda e, s=source_name: snowplow_record(
                         e, s, received, ip=ip, user_agent=user_agent
                     ),
+                    secrets=("aid",),  # the app id is the write key here
                 )
             )
         answers = [await self._accept(records, s) for s, records in by_source.items()]

@@ -61,9 +61,28 @@ def _name(value: Any, what: str) -> str | None:
 
 
 def _str(value: Any) -> str | None:
+    """A text field as text: a number or boolean as it reads in JSON, an object or list
+    as its JSON (never a Python repr)."""
     if value is None or value == "":
         return None
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value).decode()
+
+
+def _id(value: Any, what: str) -> str | None:
+    """An identifier: a string, or absent. Anything else is refused, never turned into
+    text: ``true`` would become the customer ``"True"`` (every sender of it one
+    customer), an object its Python repr."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidRecord("invalid_id", f"{what} must be a string, not {type(value).__name__}")
+    return value
 
 
 def _json(value: Any) -> str | None:
@@ -142,7 +161,8 @@ def segment_record(
     kind = event.get("type") or call_type
     if kind not in SEGMENT_TYPES:
         raise InvalidRecord("unknown_event_type", f"type {kind!r} is not a Segment call")
-    anonymous_id, user_id = _str(event.get("anonymousId")), _str(event.get("userId"))
+    anonymous_id = _id(event.get("anonymousId"), "anonymousId")
+    user_id = _id(event.get("userId"), "userId")
     if not (anonymous_id or user_id):
         raise InvalidRecord("missing_id", "an event needs an anonymousId or a userId")
     context = {**_obj(batch.get("context")), **_object(event.get("context"), "context")}
@@ -159,14 +179,14 @@ def segment_record(
     if traits is not None:
         _object(traits, "traits")
     record: dict[str, Any] = {
-        "event_id": _str(event.get("messageId")) or content_id("seg", event),
+        "event_id": _id(event.get("messageId"), "messageId") or content_id("seg", event),
         "protocol": "segment",
         "source": source,
         "event_type": kind,
         "event_name": name,
         "anonymous_id": anonymous_id,
         "user_id": user_id,
-        "previous_id": _str(event.get("previousId")),
+        "previous_id": _id(event.get("previousId"), "previousId"),
         "event_time": event_time,
         "sent_at": sent,
         "received_at": received_ms,
@@ -179,7 +199,7 @@ def segment_record(
         device, os_ = _obj(context.get("device")), _obj(context.get("os"))
         app = _obj(context.get("app"))
         record.update(
-            device_id=_str(device.get("id")),
+            device_id=_id(device.get("id"), "context.device.id"),
             screen_name=name if kind == "screen" else _str(_obj(context.get("screen")).get("name")),
             app=_fields(app, APP),
             device=_fields(
@@ -189,7 +209,7 @@ def segment_record(
     else:
         page = {**_obj(context.get("page")), **(properties if kind == "page" else {})}
         record.update(
-            group_id=_str(event.get("groupId")),
+            group_id=_id(event.get("groupId"), "groupId"),
             page=_fields(page, PAGE),
             consent_json=_json(context.get("consent")),
         )
@@ -229,8 +249,8 @@ def snowplow_record(
     code = payload.get("e")
     if code not in SNOWPLOW_TYPES:
         raise InvalidRecord("unknown_event_type", f"e={code!r} is not a Snowplow event type")
-    anonymous_id = _str(payload.get("duid") or payload.get("nuid"))
-    user_id = _str(payload.get("uid"))
+    anonymous_id = _id(payload.get("duid"), "duid") or _id(payload.get("nuid"), "nuid")
+    user_id = _id(payload.get("uid"), "uid")
     if not (anonymous_id or user_id):
         raise InvalidRecord("missing_id", "an event needs a duid, nuid or uid")
     properties: dict[str, Any] = {}
@@ -256,7 +276,7 @@ def snowplow_record(
     event_time = created + (received_ms - sent) if sent is not None else created
     url = _str(payload.get("url"))
     record: dict[str, Any] = {
-        "event_id": _str(payload.get("eid")) or content_id("sp", payload),
+        "event_id": _id(payload.get("eid"), "eid") or content_id("sp", payload),
         "protocol": "snowplow",
         "source": source,
         "event_type": SNOWPLOW_TYPES[code],

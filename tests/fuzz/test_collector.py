@@ -1,6 +1,7 @@
 """Fuzzed requests against a running collector (real broker): malformed JSON, wrong
-types, huge strings, deep nesting, invalid UTF-8, gzip bombs, missing ids, future and
-past timestamps, oversized bodies, bad write keys, mixed into batches of good events.
+types, huge strings, deep nesting, invalid UTF-8, gzip bombs, corrupt or unsupported
+compression, missing or non-string ids, future and past timestamps, oversized bodies, bad
+write keys, mixed into batches of good events.
 
 Every request is answered within the client's timeout with the status its kind
 calls for and a JSON error body, never a 5xx; every bad event of an accepted batch
@@ -155,6 +156,8 @@ MUTATIONS = {
     "wrong_type_event": lambda e: {**e, "event": {"name": 1}},
     "huge_string": lambda e: {**e, "properties": {"blob": "x" * 40_000}},
     "not_an_object": lambda e: [e],
+    "id_not_a_string": lambda e: {**e, "anonymousId": True, "userId": None},
+    "message_id_object": lambda e: {**e, "messageId": {"id": e["messageId"]}},
 }
 # Mutations the collector may accept (the normalise stage judges them): they must be
 # answered 200 and either accepted or rejected with a reason.
@@ -227,6 +230,18 @@ def request_kinds():
             st.just("gzip_bomb"), st.sampled_from(BOMBS), st.just({"Content-Encoding": "gzip"})
         ),
         st.tuples(
+            st.just("corrupt_compression"),
+            st.binary(max_size=200).map(lambda b: b"\x1f\x8b\x08\x00" + b),
+            st.sampled_from([{"Content-Encoding": "gzip"}, {"Content-Encoding": "deflate"}]),
+        ),
+        st.tuples(
+            st.just("unsupported_encoding"),
+            st.just(b'{"batch": []}'),
+            st.sampled_from(["br", "zstd", "compress", "x-custom"]).map(
+                lambda enc: {"Content-Encoding": enc}
+            ),
+        ),
+        st.tuples(
             st.just("bad_key"),
             st.text(max_size=30).map(lambda k: orjson.dumps({"writeKey": k, "batch": []})),
             st.just({"X-No-Auth": "1"}),
@@ -241,6 +256,8 @@ EXPECTED = {
     "deep_nesting": {400},
     "oversized": {413},
     "gzip_bomb": {413, 400},
+    "corrupt_compression": {400},
+    "unsupported_encoding": {415},
     "bad_key": {401},
 }
 

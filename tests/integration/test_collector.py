@@ -64,7 +64,9 @@ def collector(bootstrap: str, tmp_path) -> Iterator[Collector]:
     yield from start_collector(bootstrap, tmp_path)
 
 
-def start_collector(bootstrap: str, tmp_path, **settings) -> Iterator[Collector]:
+def start_collector(
+    bootstrap: str, tmp_path, collector_class: type[HttpCollector] = HttpCollector, **settings
+) -> Iterator[Collector]:
     prefix = f"collector.{uuid.uuid4().hex[:8]}."
     topics = [t for s in SOURCE_TOPICS.values() for t in (s, dead_letter_topic(s))]
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -73,7 +75,7 @@ def start_collector(bootstrap: str, tmp_path, **settings) -> Iterator[Collector]
     ).values():
         future.result(timeout=30)
     conf = CollectorSettings(topic_prefix=prefix, port=0, write_keys=KEYS, **settings)
-    app = HttpCollector(Settings(runtime_dir=tmp_path), bootstrap, conf)
+    app = collector_class(Settings(runtime_dir=tmp_path), bootstrap, conf)
     running = Running(app)
     assert app.started.wait(30)
     yield Collector(f"http://127.0.0.1:{app.port}", prefix, bootstrap)
