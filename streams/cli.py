@@ -363,6 +363,14 @@ def generate(
     )
 
 
+ALLOW_EXTERNAL_ACCESS = click.option(
+    "--allow-external-access",
+    is_flag=True,
+    help="Let SQL read and write other files and the network (DuckDB's external "
+    "access); off by default.",
+)
+
+
 @main.command()
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
@@ -372,11 +380,14 @@ def generate(
     default=None,
     help="Default: the sink's read snapshot.",
 )
-def query(sql: str, fmt: str, database: Path | None) -> None:
-    """Run SQL against the tables and views (read-only, while the pipeline runs)."""
+@ALLOW_EXTERNAL_ACCESS
+def query(sql: str, fmt: str, database: Path | None, allow_external_access: bool) -> None:
+    """Run SQL against the tables and views (read-only, while the pipeline runs).
+
+    The query reaches the database and nothing else: no other file, no network."""
     from connectors.sinks.duckdb.query import run_query
 
-    click.echo(run_query(sql, fmt, database), nl=False)
+    click.echo(run_query(sql, fmt, database, allow_external_access), nl=False)
 
 
 @main.command()
@@ -389,13 +400,16 @@ def query(sql: str, fmt: str, database: Path | None) -> None:
     help="Default: the sink's read snapshot.",
 )
 @click.option("--refresh", type=int, default=10, show_default=True, help="Seconds; 0: never.")
-def dashboard(port: int, host: str, database: Path | None, refresh: int) -> None:
+@ALLOW_EXTERNAL_ACCESS
+def dashboard(
+    port: int, host: str, database: Path | None, refresh: int, allow_external_access: bool
+) -> None:
     """Serve the dashboard web page (attribution, paths, cohorts, responsiveness, health)."""
     from connectors.sinks.duckdb.dashboard.server import DashboardServer
     from connectors.sinks.duckdb.query import snapshot_path
     from streams.worker import stop_on_signals
 
-    server = DashboardServer(snapshot_path(database), host, port, refresh)
+    server = DashboardServer(snapshot_path(database), host, port, refresh, allow_external_access)
     stop = stop_on_signals()
     thread = threading.Thread(target=server.run, args=(stop,), daemon=True)
     thread.start()

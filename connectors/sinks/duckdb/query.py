@@ -22,15 +22,32 @@ def snapshot_path(database: Path | None = None) -> Path:
     return DuckDBSinkSettings().snapshot
 
 
-def connect_read_only(database: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the published snapshot (never blocks the sink)."""
+def sandboxed(path: Path, allow_external_access: bool = False) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to ``path`` that reaches nothing else: no other file
+    (``read_csv('/etc/passwd')``, ``COPY … TO``, ``ATTACH``), no network, no extension
+    download, and SQL cannot turn that back on. ``allow_external_access`` is the
+    operator's explicit opt-in (``--allow-external-access``)."""
+    config: dict[str, Any] = {
+        "enable_external_access": allow_external_access,
+        "autoinstall_known_extensions": allow_external_access,
+        "autoload_known_extensions": allow_external_access,
+        "lock_configuration": True,
+    }
+    return duckdb.connect(str(path), read_only=True, config=config)
+
+
+def connect_read_only(
+    database: Path | None = None, allow_external_access: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """A read-only, sandboxed connection to the published snapshot (never blocks the
+    sink)."""
     path = snapshot_path(database)
     if not path.exists():
         raise FatalError(
             f"no database at {path}: run the sink (`journeybus sink`, "
             "`journeybus up` or `journeybus demo`) first"
         )
-    return duckdb.connect(str(path), read_only=True)
+    return sandboxed(path, allow_external_access)
 
 
 def _text(value: Any) -> str:
@@ -68,8 +85,13 @@ def format_rows(columns: list[str], rows: list[tuple], fmt: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def run_query(sql: str, fmt: str = "table", database: Path | None = None) -> str:
-    with connect_read_only(database) as db:
+def run_query(
+    sql: str,
+    fmt: str = "table",
+    database: Path | None = None,
+    allow_external_access: bool = False,
+) -> str:
+    with connect_read_only(database, allow_external_access) as db:
         try:
             cursor = db.execute(sql)
         except duckdb.Error as exc:

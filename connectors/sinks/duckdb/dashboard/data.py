@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from connectors.sinks.duckdb.query import sandboxed
 from streams.attribution.models import ALL_MODELS
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90, "all": None}
@@ -86,7 +87,9 @@ def has_views(db: duckdb.DuckDBPyConnection) -> bool:
     return count > 0
 
 
-def load(database: Path, period_name: str = "30d") -> Dashboard:
+def load(
+    database: Path, period_name: str = "30d", allow_external_access: bool = False
+) -> Dashboard:
     """Read every panel's data from the read snapshot at ``database``.
 
     A missing file or a database the sink has not set up yet gives an empty
@@ -96,7 +99,7 @@ def load(database: Path, period_name: str = "30d") -> Dashboard:
         raise ValueError(f"unknown period {period_name!r}; one of {', '.join(PERIODS)}")
     if not database.exists():
         return Dashboard(Period(period_name, None, None))
-    with duckdb.connect(str(database), read_only=True) as db:
+    with sandboxed(database, allow_external_access) as db:
         if not has_views(db):
             return Dashboard(Period(period_name, None, None))
         return read_panels(db, resolve_period(db, period_name))

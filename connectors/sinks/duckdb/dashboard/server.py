@@ -30,9 +30,15 @@ class DashboardServer:
     """The dashboard's HTTP server; ``run(stop)`` serves until ``stop`` is set."""
 
     def __init__(
-        self, database: Path, host: str = "127.0.0.1", port: int = 8050, refresh_s: int = 10
+        self,
+        database: Path,
+        host: str = "127.0.0.1",
+        port: int = 8050,
+        refresh_s: int = 10,
+        allow_external_access: bool = False,
     ) -> None:
         self.database = database
+        self.allow_external_access = allow_external_access
         self.host = host
         self.requested_port = port
         self.refresh_s = refresh_s
@@ -51,7 +57,7 @@ class DashboardServer:
         if period not in PERIODS:
             raise web.HTTPBadRequest(text=f"period must be one of {', '.join(PERIODS)}")
         # DuckDB work off the event loop: a large database must not stall other requests
-        return await asyncio.to_thread(load, self.database, period)
+        return await asyncio.to_thread(load, self.database, period, self.allow_external_access)
 
     async def _page(self, request: web.Request) -> web.Response:
         board = await self._board(request)

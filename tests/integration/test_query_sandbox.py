@@ -1,0 +1,73 @@
+"""``journeybus query`` reaches the database and nothing else of the machine unless the
+operator opts in; the dashboard reads through the same sandbox."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connectors.sinks.duckdb.dashboard.data import load
+from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def snapshot(tmp_path: Path) -> Path:
+    conf = DuckDBSinkSettings(database=tmp_path / "sink.duckdb", snapshot=tmp_path / "read.duckdb")
+    sink = DuckDBSink(conf=conf)
+    sink.setup()  # tables, views and a published read snapshot
+    sink.close()
+    return conf.snapshot
+
+
+def query(snapshot: Path, sql: str, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "query", sql, "--database", str(snapshot), *flags],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_query_cannot_read_other_files(snapshot):
+    done = query(snapshot, "SELECT * FROM read_csv('/etc/passwd')")
+    assert done.returncode != 0
+    assert "file system operations are disabled" in done.stderr
+    assert "root" not in done.stdout
+
+
+def test_a_query_cannot_write_files_or_turn_access_back_on(snapshot, tmp_path):
+    target = tmp_path / "exfiltrated.csv"
+    done = query(snapshot, f"COPY (SELECT 1 AS x) TO '{target}'")
+    assert done.returncode != 0 and not target.exists()
+    done = query(snapshot, "SET enable_external_access = true")
+    assert done.returncode != 0 and "Cannot change configuration" in done.stderr
+    done = query(snapshot, f"ATTACH '{tmp_path / 'other.duckdb'}' AS other")
+    assert done.returncode != 0 and not (tmp_path / "other.duckdb").exists()
+
+
+def test_tables_stay_queryable_and_the_operator_can_opt_in(snapshot, tmp_path):
+    done = query(snapshot, "SELECT count(*) AS n FROM touchpoints", "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["n", "0"]
+    (tmp_path / "lookup.csv").write_text("a,b\n1,2\n")
+    opted = query(
+        snapshot,
+        f"SELECT b FROM read_csv('{tmp_path / 'lookup.csv'}')",
+        "--allow-external-access",
+        "--format",
+        "csv",
+    )
+    assert opted.returncode == 0, opted.stderr
+    assert opted.stdout.splitlines() == ["b", "2"]
+
+
+def test_the_dashboard_reads_through_the_sandbox(snapshot):
+    board = load(snapshot)  # every panel's query runs without external access
+    assert board.attribution == []
