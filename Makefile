@@ -41,9 +41,10 @@ crash: $(STAMP)
 	JOURNEYBUS_CRASH_CUSTOMERS=3000 JOURNEYBUS_CRASH_KILLS=30 $(BIN)/pytest -q -s tests/crash
 
 # The long fuzz run (make test runs the same properties with 300 examples each):
+# 100,000 batches per stage (normalise's and the sink's shared by their input topics),
 # 100,000 inputs per decoder property, 50,000 requests per collector property.
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz JOURNEYBUS_FUZZ_EXAMPLES=100000 $(BIN)/pytest -q -s tests/fuzz/test_decoders.py
+	HYPOTHESIS_PROFILE=fuzz JOURNEYBUS_FUZZ_EXAMPLES=100000 $(BIN)/pytest -q -s tests/fuzz/test_stages.py tests/fuzz/test_sink.py tests/fuzz/test_decoders.py
 	HYPOTHESIS_PROFILE=fuzz JOURNEYBUS_FUZZ_EXAMPLES=50000 $(BIN)/pytest -q -s tests/fuzz/test_collector.py
 
 bench: $(STAMP)

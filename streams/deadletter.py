@@ -15,6 +15,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from streams import metrics
@@ -115,6 +116,20 @@ class DeadLetterPolicy:
     max_ratio: float = 0.5
     _outcomes: deque = field(default_factory=deque)
     _failures: int = 0
+
+    def record_many(self, processed: int, failed: int) -> None:
+        """``processed`` successes then ``failed`` failures. Successes alone, with no
+        failure in the window, only fill it (no per-record work on the hot path)."""
+        if not failed and not self._failures:
+            outcomes = self._outcomes
+            outcomes.extend(repeat(True, min(processed, self.window)))
+            for _ in range(len(outcomes) - self.window):
+                outcomes.popleft()
+            return
+        for _ in range(processed):
+            self.record(True)
+        for _ in range(failed):
+            self.record(False)
 
     def record(self, ok: bool) -> None:
         self._outcomes.append(ok)

@@ -118,12 +118,10 @@ class BatchContext:
     def settle(self) -> tuple[int, int]:
         """Hand the outcomes to the dead-letter policy (which halts a stage whose
         records mostly fail); returns how many were processed and dead-lettered."""
-        record = self.policy.record
-        for outcome in self.outcomes:
-            record(outcome)
         processed = sum(self.outcomes)
         failed = len(self.outcomes) - processed
         self.outcomes.clear()
+        self.policy.record_many(processed, failed)
         return processed, failed
 
 

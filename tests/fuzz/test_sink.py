@@ -1,7 +1,8 @@
 """The DuckDB sink against records valid for every topic it reads (``avro_values``): a
 real database file, a real broker for its dead letters. Nothing escapes, and every
-record becomes a row of each table its topic feeds or a dead letter (one the native
-decoder cannot convert, or a row DuckDB refuses, included)."""
+record becomes a row of each table its topic feeds or a dead letter: one the native
+decoder cannot convert, or a row DuckDB refuses, is ``table_refused``; none is an
+``internal_error``."""
 
 from __future__ import annotations
 
@@ -49,6 +50,17 @@ def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBSink]:
         sink.producer = make_producer(sink.settings, broker.bootstrap)
         try:
             yield sink
+            (dead,) = sink.db.execute(
+                "SELECT count(*) FROM dead_letters WHERE stage = 'sink'"
+            ).fetchone()
+            reasons = sink.db.execute(
+                "SELECT error_type, count(*) FROM dead_letters WHERE stage = 'sink' "
+                "GROUP BY ALL ORDER BY 1"
+            ).fetchall()
+            print(
+                f"\nfuzz sink: {next(OFFSETS):,} records, {dead:,} dead-lettered "
+                f"({', '.join(f'{r} {n:,}' for r, n in reasons)})"
+            )
         finally:
             sink.close()
 
@@ -103,6 +115,12 @@ def test_every_record_becomes_rows_or_a_dead_letter(sink, topic):
         sink.commit_prepared(sink.prepare(msgs))
         missing = [r for m, r in zip(msgs, batch, strict=True) if not landed(sink, m, r)]
         assert not missing, missing[0]
+        # a refused row is data the table cannot hold, never an exception of the sink's own
+        (bugs,) = sink.db.execute(
+            "SELECT count(*) FROM dead_letters WHERE stage = 'sink' AND "
+            "error_type = 'internal_error'"
+        ).fetchone()
+        assert bugs == 0
 
     check()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+from collections import Counter
 from functools import cache
 from pathlib import Path
 
@@ -34,6 +35,21 @@ from tests.fuzz.avro_values import records
 from tests.unit.test_scoring_model import cdnow_journeys
 
 CODEC = make_codec(Settings())
+TRIED: Counter = Counter()  # (stage, "batches" | "records" | "dead-lettered" | reason) -> n
+
+
+@pytest.fixture(scope="module", autouse=True)
+def figures():
+    """What the properties tried, printed at the end (``make fuzz`` runs with -s)."""
+    yield
+    stages = sorted({stage for stage, _ in TRIED})
+    for stage in stages:
+        reasons = {k: v for (s, k), v in TRIED.items() if s == stage and k.startswith("r:")}
+        print(
+            f"\nfuzz {stage}: {TRIED[stage, 'batches']:,} batches, "
+            f"{TRIED[stage, 'records']:,} records, {TRIED[stage, 'dead']:,} dead-lettered "
+            f"({', '.join(f'{k[2:]} {v:,}' for k, v in sorted(reasons.items()))})"
+        )
 
 
 def run_batch(stage: Stage, topic: str, batch: list[dict]) -> BatchContext:
@@ -67,6 +83,12 @@ def run_batch(stage: Stage, topic: str, batch: list[dict]) -> BatchContext:
         finally:
             if store is not None:
                 store.close()
+    TRIED[stage.name, "batches"] += 1
+    TRIED[stage.name, "records"] += len(batch)
+    TRIED[stage.name, "dead"] += dead
+    for out in ctx.outputs:
+        if out.dead:
+            TRIED[stage.name, "r:" + out.dead] += 1
     internal = [o.record for o in ctx.outputs if o.dead == "internal_error"]
     assert not internal, internal[0]["error_message"]
     assert all(o.value is not None for o in ctx.outputs if o.dead is None or o.value)

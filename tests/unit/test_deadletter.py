@@ -52,3 +52,15 @@ def test_ids_follow_the_event_id_else_the_position():
 def test_dead_letter_topic_of_a_dead_letter_topic_is_itself():
     assert dead_letter_topic("cust.x.v1") == "cust.x.v1.dlq"
     assert dead_letter_topic("cust.x.v1.dlq") == "cust.x.v1.dlq"
+
+
+def test_many_outcomes_at_once_count_as_one_at_a_time():
+    one, many = DeadLetterPolicy("a", window=10), DeadLetterPolicy("b", window=10)
+    for processed, failed in [(25, 0), (3, 2), (0, 3), (7, 0)]:
+        for ok in [True] * processed + [False] * failed:
+            one.record(ok)
+        many.record_many(processed, failed)
+        assert list(many._outcomes) == list(one._outcomes)
+        assert many._failures == one._failures
+    with pytest.raises(DeadLetterRateExceeded):
+        many.record_many(0, 10)

@@ -458,8 +458,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             table = self._decode_group(topic, schema_id, items, dead, now_ms)
             if table is not None:
                 frames[topic].append(table)
-        for outcome in [True] * (len(batch) - len(dead)) + [False] * len(dead):
-            self.policy.record(outcome)
+        self.policy.record_many(len(batch) - len(dead), len(dead))
         if dead:
             self._send_dead_letters(dead, frames, len(batch), now_ms)
         return PreparedBatch(
@@ -475,7 +474,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
 
         When DuckDB refuses the batch for its data (a value out of a column's
         range), the refused records are found by bisection in transactions that
-        are rolled back, dead-lettered (reason ``internal_error``, DuckDB's
+        are rolled back, dead-lettered (reason ``table_refused``, DuckDB's
         message), and the rest is written."""
         try:
             written = self._commit_batch(prepared)
@@ -549,7 +548,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         dead = []
         for pos, reason in sorted(refused.items()):
             if pos < len(prepared.messages):
-                error = InvalidRecord("internal_error", f"DuckDB refused its row: {reason}")
+                error = InvalidRecord("table_refused", f"DuckDB refused its row: {reason}")
                 dead.append(self._dead(prepared.messages[pos], error, prepared.now_ms))
             else:  # one of the sink's own dead letters: it is on its topic already
                 log.error("sink: DuckDB refused a dead letter's row: %s", reason)
@@ -627,7 +626,8 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         now_ms: int,
     ) -> list[tuple[int, Message]]:
         """The records the native decoder takes (bisection); the others, valid Avro it
-        cannot convert (a timestamp beyond its range), are dead-lettered."""
+        cannot convert (a timestamp beyond its range), are dead-lettered as
+        ``table_refused``."""
         if not items:
             return []
         try:
@@ -637,7 +637,11 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             if not is_record_fault(exc):
                 raise
             if len(items) == 1:
-                error = internal_error(exc, "the sink's Avro to Arrow decoder")
+                error = InvalidRecord(
+                    "table_refused",
+                    f"its values do not convert to the table's types: {type(exc).__name__}: "
+                    f"{str(exc)[:500]}",
+                )
                 dead.append(self._dead(items[0][1], error, now_ms))
                 return []
         half = len(items) // 2
