@@ -30,9 +30,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
+from confluent_kafka import KafkaException
+
 from connectors.settings import ConnectorSettings
 from streams import metrics
+from streams.broker import resolve_bootstrap
 from streams.errors import InvalidRecord, Retriable
+from streams.kafka import log_ids
 from streams.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -139,11 +143,13 @@ class PollingSource(Source[S]):
     def run(self, stop: threading.Event) -> None:
         from connectors.publisher import Publisher
 
-        publisher = Publisher(self.name, self.conf, self.settings, self.bootstrap)
+        publisher = self._publisher = Publisher(self.name, self.conf, self.settings, self.bootstrap)
         try:
             while not self._setup(stop):
                 pass
+            self._check_log()
             while not stop.is_set():
+                publisher.producer.poll(0)  # its statistics say whether the broker is up
                 try:
                     records = list(self.poll(self.conf.batch_max_records))
                 except Retriable as exc:
@@ -167,9 +173,43 @@ class PollingSource(Source[S]):
                 publisher.close()
 
     _status: tuple[bool, str] = (False, "starting")
+    _publisher: Any = None
+
+    def _check_log(self) -> None:
+        """Say so when the bus's log is not the one this source's position was last
+        acknowledged by (``streams.kafka.log_ids``). The rule for a source: its
+        position is in its own system and it keeps it; the events before it were
+        acknowledged by the old log, and are not on this one."""
+        topic = self.conf.topic_prefix + self.topic
+        path = self.settings.runtime_dir / "sources" / f"{self.name}.log"
+        try:
+            bootstrap = self.bootstrap or resolve_bootstrap(self.settings)
+            current = log_ids(self.settings, bootstrap, [topic])
+        except KafkaException as exc:
+            log.warning("%s: which log %s is could not be read: %s", self.name, topic, exc)
+            return
+        known = path.read_text().strip() if path.exists() else None
+        if current.get(topic) is None or known == current[topic]:
+            return
+        if known is not None:
+            metrics.LOG_CHANGES.labels(self.name, topic).inc()
+            log.error(
+                "%s: %s is another log than this source's position was acknowledged by "
+                "(%s, now %s); the source keeps its position: what it sent before is not "
+                "on this log",
+                self.name,
+                topic,
+                known,
+                current[topic],
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(current[topic])
 
     def ready(self) -> tuple[bool, str]:
-        """Ready once set up, until a poll finds the outside system unavailable."""
+        """Ready once set up, until a poll finds the outside system unavailable or the
+        broker is unreachable."""
+        if self._publisher is not None and self._publisher.broker_up is False:
+            return False, "broker unreachable"
         return self._status
 
     def _setup(self, stop: threading.Event) -> bool:

@@ -11,8 +11,8 @@ import click
 
 from streams.broker import (
     BrokerUnavailable,
-    EmbeddedBroker,
     clear_state,
+    embedded_broker,
     resolve_bootstrap,
     running_embedded_bootstrap,
     write_state,
@@ -61,26 +61,21 @@ def broker(port: int | None) -> None:
         )
     from streams.worker import stop_on_signals
 
-    stop = stop_on_signals()
+    stop = stop_on_signals(grace_s=30.0)  # its own stop is bounded
     settings.runtime_dir.mkdir(parents=True, exist_ok=True)
-    emb = EmbeddedBroker(
-        port=port or settings.broker.port,
-        binary=settings.broker.binary,
-        log_path=settings.runtime_dir / "broker.log",
-        ready_timeout_s=settings.broker.ready_timeout_s,
-    )
+    emb = embedded_broker(settings, port or 0)
     bootstrap = emb.start()
+    where = f"log in {emb.data_dir}" if emb.durable else "log in memory: kept until it stops"
     try:
         write_state(settings.runtime_dir, bootstrap, emb.process.pid)  # type: ignore[union-attr]
         click.echo(bootstrap, nl=True)
-        click.echo(f"embedded broker ready on {bootstrap} (Ctrl-C to stop)", err=True)
+        click.echo(f"embedded broker ready on {bootstrap}, {where} (Ctrl-C to stop)", err=True)
         sys.stdout.flush()
         while not stop.wait(0.5):
-            if emb.process is None or emb.process.poll() is not None:
-                raise BrokerUnavailable(
-                    "the embedded broker exited unexpectedly; "
-                    f"see {settings.runtime_dir / 'broker.log'}"
-                )
+            restarted = emb.restart_dead()  # the store first, on the same ports
+            if restarted:
+                click.echo(f"restarted the embedded {' and '.join(restarted)}", err=True)
+                write_state(settings.runtime_dir, bootstrap, emb.process.pid)  # type: ignore[union-attr]
     finally:
         clear_state(settings.runtime_dir)
         emb.stop()
@@ -617,7 +612,7 @@ def up(
     for name in sources:
         registry.get(name)  # an unknown name fails before anything starts
     _logging(log_level)
-    stop = stop_on_signals()
+    stop = stop_on_signals(grace_s=30.0)  # its own stop is bounded
     supervisor = Supervisor(
         get_settings(),
         workers=workers,
@@ -638,13 +633,19 @@ def up(
 @main.command()
 @click.option("--customers", type=int, default=2000, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Empty the runtime directory first (log, state, tables); by default what earlier "
+    "runs sent is kept and the report says so.",
+)
 @click.option("--log-level", default="warning", show_default=True)
-def demo(customers: int, seed: int, log_level: str) -> None:
+def demo(customers: int, seed: int, fresh: bool, log_level: str) -> None:
     """Run the stack on the embedded defaults with demo data, then print the report."""
     from streams.demo import run_demo
 
     _logging(log_level)
-    run_demo(customers=customers, seed=seed)
+    run_demo(customers=customers, seed=seed, fresh=fresh)
 
 
 # -- scoring -----------------------------------------------------------------------------

@@ -45,6 +45,19 @@ SIDE_INPUT_SKIPPED = Counter(
     "the stage that owns the topic dead-letters what is invalid.",
     ["topic", "reason"],
 )
+LOG_CHANGES = Counter(
+    "journeybus_log_changes_total",
+    "Times a consumer that keeps its own offsets found its input to be another log than "
+    "its offsets were committed against (a broker that lost its log, a recreated topic), "
+    "and read the new log from its beginning.",
+    ["consumer", "topic"],
+)
+OFFSETS_SKIPPED = Counter(
+    "journeybus_offsets_skipped_total",
+    "Offsets a stage's consumer jumped over within a partition (records it never saw); "
+    "should stay 0: journeybus topics are neither compacted nor transactional.",
+    ["stage", "topic"],
+)
 BATCH_SIZE = Histogram(
     "journeybus_stage_batch_size",
     "Records per processed batch.",

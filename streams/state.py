@@ -49,6 +49,7 @@ class PartitionStore:
                                            due INTEGER);
             CREATE INDEX IF NOT EXISTS kv_due ON kv(due) WHERE due IS NOT NULL;
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS log (id TEXT NOT NULL);
         """)
         self._cache: dict[str, Any] = {}
         self._dirty: dict[str, tuple[Any, int | None] | None] = {}
@@ -127,6 +128,17 @@ class PartitionStore:
         row = self._db.execute("SELECT value FROM meta WHERE name = 'next_offset'").fetchone()
         return int(row[0]) if row else None
 
+    def log_id(self) -> str | None:
+        """The log (``streams.kafka.log_ids``) the stored offset is an offset in; None
+        for a store from before logs were identified."""
+        row = self._db.execute("SELECT id FROM log").fetchone()
+        return row[0] if row else None
+
+    def start_log(self, log_id: str, next_offset: int) -> None:
+        """Record that the state now reads log ``log_id`` from ``next_offset``, in one
+        transaction with what is pending (nothing, at assignment)."""
+        self.commit(next_offset, log_id=log_id)
+
     def meta(self, name: str, default: int = 0) -> int:
         if name in self._dirty_meta:
             return self._dirty_meta[name]
@@ -137,8 +149,11 @@ class PartitionStore:
         """Set a named integer (e.g. a watermark), written at the next commit."""
         self._dirty_meta[name] = value
 
-    def commit(self, next_offset: int, meta: dict[str, int] | None = None) -> None:
-        """Write buffered changes and the next input offset in one transaction."""
+    def commit(
+        self, next_offset: int, meta: dict[str, int] | None = None, log_id: str | None = None
+    ) -> None:
+        """Write buffered changes and the next input offset (with ``log_id``, the log it
+        is an offset in) in one transaction."""
         db = self._db
         db.execute("BEGIN")
         try:
@@ -164,6 +179,9 @@ class PartitionStore:
                 "DO UPDATE SET value = excluded.value",
                 list(items.items()),
             )
+            if log_id is not None:
+                db.execute("DELETE FROM log")
+                db.execute("INSERT INTO log VALUES (?)", (log_id,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

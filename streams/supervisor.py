@@ -1,15 +1,19 @@
 """``journeybus up``: the whole local stack as supervised processes.
 
-Starts the embedded broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` names a
-cluster), creates the topics, then runs each component as a child process:
-one per stream stage (``--workers N``: N per stage, sharing partitions through
-the consumer group), the DuckDB sink, the HTTP collector (``collector_port``) and polling sources
-(``sources``, e.g. ``postgres-fulfillment``). A
-child that exits is restarted with exponential backoff (1 s doubling to 30 s,
-reset after a minute of good health) and the exit is logged. Ctrl-C or SIGTERM
-stops every child (SIGTERM, then SIGKILL after a timeout) and the broker;
-children also die with the supervisor (PR_SET_PDEATHSIG), so nothing is left
-running.
+Starts the embedded broker and its object store (unless ``KAFKA_BOOTSTRAP_SERVERS``
+names a cluster), creates the topics, then runs each component as a child
+process: one per stream stage (``--workers N``: N per stage, sharing partitions
+through the consumer group), the DuckDB sink, the HTTP collector
+(``collector_port``) and polling sources (``sources``, e.g.
+``postgres-fulfillment``). A child that exits is restarted with exponential
+backoff (1 s doubling to 30 s, reset after a minute of good health) and the exit
+is logged. The broker and its store are supervised too: one that dies is logged
+and restarted at once on the same ports (the store first); the children
+reconnect by themselves. A broker whose log is in memory comes back empty: the
+topics are created again and every child restarted, so that no process reads on
+from offsets of the lost log. Ctrl-C or SIGTERM stops every child (SIGTERM, then
+SIGKILL after ``stop_timeout_s``), then the broker and the store; children also
+die with the supervisor (PR_SET_PDEATHSIG), so nothing is left running.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.broker import EmbeddedBroker, clear_state, write_state
+from streams.broker import EmbeddedBroker, clear_state, embedded_broker, write_state
 from streams.catalog import default_catalog
 from streams.processes import die_with_parent, stop_process
 from streams.settings import Settings, get_settings
@@ -76,6 +80,7 @@ class Supervisor:
     collector_port: int | None = None  # None: no HTTP collector
     sources: tuple[str, ...] = ()  # polling source connectors to run (connector run NAME)
     base_metrics_port: int = 9400
+    stop_timeout_s: float = 5.0
     children: list[Child] = field(default_factory=list)
     broker: EmbeddedBroker | None = None
     bootstrap: str = ""
@@ -88,20 +93,10 @@ class Supervisor:
         if self.settings.kafka.bootstrap_servers:
             self.bootstrap = self.settings.kafka.bootstrap_servers
         else:
-            self.broker = EmbeddedBroker(log_path=runtime / "broker.log")
+            self.broker = embedded_broker(self.settings)
             self.bootstrap = self.broker.start()
-            write_state(runtime, self.bootstrap, self.broker.process.pid)  # type: ignore[union-attr]
-        created = create_topics(
-            admin_client(self.settings.kafka.confluent_config(self.bootstrap)),
-            default_catalog().topics.values(),
-            replication_factor=1 if self.broker else 3,
-        )
-        log.info(
-            "bus %s: %d topics created, %d existed",
-            self.bootstrap,
-            len(created.created),
-            len(created.existing),
-        )
+            self._record_broker()
+        self._create_topics()
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
@@ -132,8 +127,48 @@ class Supervisor:
             )
         return self.bootstrap
 
+    def _record_broker(self) -> None:
+        assert self.broker is not None and self.broker.process is not None
+        write_state(self.settings.runtime_dir, self.bootstrap, self.broker.process.pid)
+
+    def _create_topics(self) -> None:
+        created = create_topics(
+            admin_client(self.settings.kafka.confluent_config(self.bootstrap)),
+            default_catalog().topics.values(),
+            replication_factor=1 if self.broker else 3,
+        )
+        log.info(
+            "bus %s: %d topics created, %d existed",
+            self.bootstrap,
+            len(created.created),
+            len(created.existing),
+        )
+
+    def supervise_broker(self) -> None:
+        """Restart the broker or its store if either died (on the same ports). A log in
+        memory comes back empty: topics again, and every child restarted."""
+        if self.broker is None or self.stopping.is_set() or not self.broker.dead():
+            return
+        dead = self.broker.dead()
+        log.warning("embedded %s exited; restarting (see %s)", " and ".join(dead), "broker.log")
+        try:
+            self.broker.restart_dead()
+        except Exception:  # try again at the next round; the children wait meanwhile
+            log.exception("restarting the embedded broker failed")
+            return
+        self._record_broker()
+        log.info("embedded broker back on %s", self.bootstrap)
+        if "broker" in dead and not self.broker.durable:
+            log.warning("the broker's log was in memory and is gone: restarting every child")
+            self._create_topics()
+            for child in self.children:
+                child.stop(self.stop_timeout_s)
+                child.start()
+
     def supervise_once(self) -> None:
-        """Restart children that exited, with backoff."""
+        """Restart the broker, its store and children that exited (children with
+        backoff)."""
+        self.supervise_broker()
         now = time.monotonic()
         for child in self.children:
             proc = child.process
@@ -166,13 +201,19 @@ class Supervisor:
         while not stop.wait(0.5):
             self.supervise_once()
 
-    def stop(self, timeout_s: float = 15.0) -> None:
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop every child (SIGTERM, all at once; SIGKILL after ``timeout_s``, default
+        ``stop_timeout_s``), then the broker and its store: a few seconds, whatever
+        state they are in (a child waiting on a dead broker is killed, which its
+        commits are made to survive)."""
         self.stopping.set()
+        timeout_s = self.stop_timeout_s if timeout_s is None else timeout_s
         for child in self.children:  # all at once: they shut down in parallel
             if child.process is not None and child.process.poll() is None:
                 child.process.terminate()
+        deadline = time.monotonic() + timeout_s
         for child in self.children:
-            child.stop(timeout_s)
+            child.stop(max(0.1, deadline - time.monotonic()))
         if self.broker is not None:
             clear_state(self.settings.runtime_dir)
             self.broker.stop()

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from streams.attribution.stage import AttributionStage
@@ -21,6 +22,7 @@ from streams.settings import Settings, get_settings
 from streams.stage import Stage, StageRunner, run_stages
 
 log = logging.getLogger(__name__)
+STOP_GRACE_S = 5.0  # the supervisor also SIGKILLs a child after 5 s
 
 STAGES = {
     "normalise": NormaliseStage,
@@ -46,8 +48,13 @@ def build_runners(names: list[str], settings: Settings, bootstrap: str) -> list[
     return [StageRunner(stage, settings, bootstrap, codec) for stage in stages]
 
 
-def stop_on_signals() -> threading.Event:
+def stop_on_signals(grace_s: float | None = STOP_GRACE_S) -> threading.Event:
     """An event set on SIGINT or SIGTERM, for the main thread's loop to stop on.
+
+    With ``grace_s``, a process that has not finished stopping that long after the
+    signal exits anyway: its state commits with its offsets, so an abrupt end is
+    as safe as a kill -9, and a process whose broker is gone (it died with the
+    same supervisor) would otherwise wait on it for tens of seconds.
 
     A Python signal handler runs in the main thread between two bytecodes, also
     while that thread holds the event's non-reentrant lock (inside ``Event.set``,
@@ -67,6 +74,11 @@ def stop_on_signals() -> threading.Event:
     def relay() -> None:
         os.read(read_fd, 1)
         stop.set()
+        if grace_s is not None:  # a daemon thread: gone with a process that exits in time
+            time.sleep(grace_s)
+            log.warning("still stopping after %.0f s: exiting now", grace_s)
+            logging.shutdown()
+            os._exit(0)
 
     threading.Thread(target=relay, name="stop-on-signal", daemon=True).start()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -92,6 +104,8 @@ def stages_ready(runners: list[StageRunner]) -> tuple[bool, str]:
     halted = [f"{r.stage.name} halted: {r.halted}" for r in runners if r.halted]
     if halted:
         return False, "; ".join(halted)
+    if any(r.broker_up is False for r in runners):
+        return False, "broker unreachable"
     waiting = [r.stage.name for r in runners if not r.assigned]
     if waiting:
         return False, f"waiting for partition assignment: {', '.join(waiting)}"

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from connectors.generator.population import contact_email
 from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
 from streams import metrics
 from streams.codec import make_codec
@@ -71,8 +72,9 @@ def files_naming(root: Path, needles: set[str]) -> dict[str, list[str]]:
 
 
 def email_hash_of(key: str) -> str:
-    """The generator's customer ``cust-<seed>-<n>`` has the email ``customer<n>@example.org``."""
-    return hash_contact(f"customer{int(key.rsplit('-', 1)[1])}@example.org")
+    """The email hash of the generator's customer ``cust-<seed>-<n>``."""
+    _, seed, n = key.split("-")
+    return hash_contact(contact_email(int(seed), int(n)))
 
 
 def needles_of(pipe: Pipeline, key: str) -> set[str]:
@@ -243,7 +245,7 @@ def test_a_sink_rebuilt_from_the_topics_keeps_forgotten_customers_out(run, tmp_p
     pipe, a, b, _ = run
     needles_a = {
         a,
-        f"email:{hash_contact('customer' + str(int(a.rsplit('-', 1)[1])) + '@example.org')}",
+        f"email:{email_hash_of(a)}",
     }
     conf = DuckDBSinkSettings(
         database=tmp_path / "rebuilt.duckdb",

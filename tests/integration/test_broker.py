@@ -4,10 +4,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.broker import EmbeddedBroker, resolve_bootstrap, write_state
 from streams.errors import FatalError
@@ -15,10 +17,11 @@ from streams.settings import Settings
 from tests import polling
 
 
-def tansu_pids(cwd: Path | None = None) -> set[int]:
-    """Running Tansu brokers; with ``cwd``, only those started from that directory (the
-    CLI runs there), so that brokers of other tests running meanwhile do not count."""
-    out = subprocess.run(["pgrep", "-f", "tansu.*broker"], capture_output=True, text=True)
+def tansu_pids(cwd: Path | None = None, pattern: str = "tansu.*broker") -> set[int]:
+    """Running Tansu brokers (or, with ``pattern``, other processes); with ``cwd``, only
+    those started from that directory (the CLI runs there), so that brokers of other
+    tests running meanwhile do not count."""
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     pids = {int(p) for p in out.stdout.split()}
     if cwd is None:
         return pids
@@ -30,6 +33,11 @@ def tansu_pids(cwd: Path | None = None) -> set[int]:
         except OSError:
             pass  # gone meanwhile
     return mine
+
+
+def store_pids(cwd: Path | None = None) -> set[int]:
+    """Running SeaweedFS servers (the durable log's object store)."""
+    return tansu_pids(cwd, "weed server")
 
 
 def wait_until(predicate, timeout=10.0):
@@ -77,21 +85,22 @@ def test_cli_broker_prints_bootstrap_and_stops_cleanly_on_signal(tmp_path, sig):
     settings = Settings(runtime_dir=tmp_path / "rt")
     assert resolve_bootstrap(settings) == bootstrap
     started = tansu_pids(tmp_path)
-    assert len(started) == 1
+    stores = store_pids(tmp_path)
+    assert len(started) == 1 and len(stores) == 1  # durable by default: its object store
     proc.send_signal(sig)
     assert proc.wait(timeout=15) == 0
-    assert wait_until(lambda: not (started & tansu_pids()))
+    assert wait_until(lambda: not (started & tansu_pids()) and not (stores & store_pids()))
     assert not (tmp_path / "rt" / "broker.json").exists()
 
 
 def test_broker_dies_with_its_owner_even_on_sigkill(tmp_path):
     proc = _start_cli(tmp_path, "broker")
     assert proc.stdout.readline().strip().startswith("127.0.0.1:")
-    started = tansu_pids(tmp_path)
-    assert len(started) == 1
+    started = tansu_pids(tmp_path) | store_pids(tmp_path)
+    assert len(started) == 2
     proc.kill()
     proc.wait(timeout=10)
-    assert wait_until(lambda: not (started & tansu_pids())), "orphan tansu after SIGKILL"
+    assert wait_until(lambda: not (started & (tansu_pids() | store_pids()))), "orphans"
 
 
 def test_configured_cluster_means_nothing_is_started(tmp_path):
@@ -144,3 +153,54 @@ def test_topics_create_list_describe_through_the_cli(tmp_path, catalog):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+
+
+def test_a_durable_log_keeps_records_and_group_offsets_across_kill_9(tmp_path):
+    broker = EmbeddedBroker(data_dir=tmp_path / "log", log_path=tmp_path / "broker.log")
+    with broker:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic("kept", 4, 1)])["kept"].result(timeout=30)
+        producer = Producer({"bootstrap.servers": broker.bootstrap})
+        for i in range(2000):
+            producer.produce("kept", f"record-{i}".encode())
+        assert producer.flush(30) == 0
+        group = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "kept-group"})
+        group.commit(offsets=[TopicPartition("kept", 0, 123)], asynchronous=False)
+        group.close()
+        old = {broker.process.pid, broker.store.process.pid}
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: set(broker.dead()) == {"broker", "object-store"})
+        assert broker.restart_dead() == ["object-store", "broker"]
+        assert not old & {broker.process.pid, broker.store.process.pid}
+        values = read_all(broker.bootstrap, "kept", 4)
+        assert sorted(values) == sorted(f"record-{i}".encode() for i in range(2000))
+        group = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "kept-group"})
+        (committed,) = group.committed([TopicPartition("kept", 0)], timeout=10)
+        group.close()
+        assert committed.offset == 123
+    # and across a clean stop and a new broker process on the same directory
+    with EmbeddedBroker(data_dir=tmp_path / "log") as again:
+        assert len(read_all(again.bootstrap, "kept", 4)) == 2000
+
+
+def test_two_brokers_cannot_share_one_log(tmp_path):
+    with (
+        EmbeddedBroker(data_dir=tmp_path / "log"),
+        pytest.raises(FatalError, match="another journeybus process"),
+    ):
+        EmbeddedBroker(data_dir=tmp_path / "log").start()
+
+
+def read_all(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "read-all"})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    values: list[bytes] = []
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 3:
+        for msg in consumer.consume(1000, timeout=0.5):
+            if not msg.error():
+                values.append(msg.value())
+                quiet_since = time.monotonic()
+    consumer.close()
+    return values

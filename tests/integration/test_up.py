@@ -5,8 +5,10 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -127,8 +129,8 @@ def stack(tmp_path):
     bootstrap = line.split(" on ")[1].split()[0]
     yield proc, bootstrap, base, tmp_path, schema
     started = descendants(proc.pid)  # broker, stages, sink, collector, source (+ restarts)
-    assert len(started) >= len(CHILDREN) + 1
-    if proc.poll() is None:
+    if proc.poll() is None:  # (a test may have stopped it)
+        assert len(started) >= len(CHILDREN) + 1
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     with psycopg.connect(DSN, autocommit=True) as conn:
@@ -206,3 +208,76 @@ def test_a_killed_child_is_restarted(stack):
         timeout=20,
     )
     assert wait(lambda: get(f"http://127.0.0.1:{base}/ready")[0] == 200, timeout=30)
+
+
+def broker_pids(up_pid: int) -> dict[str, int]:
+    """The embedded broker's processes below ``up``: tansu and weed (its object store)."""
+    found = {}
+    for pid in descendants(up_pid):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = Path(cmd[0].decode()).name
+        if name.startswith("tansu") and b"broker" in cmd:
+            found["broker"] = pid
+        elif name == "weed":
+            found["object-store"] = pid
+    return found
+
+
+def test_a_killed_broker_and_store_come_back_and_readiness_says_so(stack):
+    proc, _, base, _, _ = stack
+    ports = dict(zip(CHILDREN, range(base, base + len(CHILDREN)), strict=True))
+    collector = f"http://127.0.0.1:{base + len(CHILDREN)}"
+    call = {"type": "track", "event": "Product Viewed", "anonymousId": "a", "messageId": "m-0"}
+    for port in ports.values():
+        assert wait(lambda p=port: get(f"http://127.0.0.1:{p}/ready")[0] == 200)
+    before = broker_pids(proc.pid)
+    assert set(before) == {"broker", "object-store"}, before
+
+    # with the supervisor paused, a dead broker stays dead: every child says so
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        os.kill(before["broker"], signal.SIGKILL)
+        os.kill(before["object-store"], signal.SIGKILL)
+        for name, port in ports.items():
+            assert wait(
+                lambda p=port: (
+                    get(f"http://127.0.0.1:{p}/ready")[0] == 503
+                    and "broker unreachable" in get(f"http://127.0.0.1:{p}/ready")[1]
+                ),
+                timeout=30,
+            ), (name, get(f"http://127.0.0.1:{port}/ready"))
+        started = time.monotonic()
+        answer = httpx.post(f"{collector}/v1/track", json=call, auth=("local-web", ""), timeout=30)
+        assert answer.status_code == 503 and answer.json()["code"] == "broker_unavailable"
+        assert time.monotonic() - started < 2  # at once, not after the acknowledgement timeout
+    finally:
+        proc.send_signal(signal.SIGCONT)
+
+    # the supervisor restarts both, on the same ports: the children carry on
+    assert wait(lambda: set(broker_pids(proc.pid)) == {"broker", "object-store"}, timeout=60)
+    after = broker_pids(proc.pid)
+    assert not set(after.values()) & set(before.values())
+    for name, port in ports.items():
+        assert wait(lambda p=port: get(f"http://127.0.0.1:{p}/ready")[0] == 200, timeout=60), name
+    answer = httpx.post(f"{collector}/v1/track", json=call, auth=("local-web", ""), timeout=30)
+    assert answer.status_code == 200 and answer.json()["accepted"] == 1
+
+
+def test_the_stack_stops_within_seconds_with_its_broker_gone(stack):
+    proc, _, base, _, _ = stack
+    assert wait(lambda: get(f"http://127.0.0.1:{base}/ready")[0] == 200)
+    pids = broker_pids(proc.pid)
+    proc.send_signal(signal.SIGSTOP)  # no supervisor to bring them back
+    for pid in pids.values():
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(2)  # the children notice
+    below = descendants(proc.pid)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGCONT)
+    proc.wait(timeout=60)
+    assert wait_until(lambda: not alive(below), 30)
+    assert time.monotonic() - started < 12, time.monotonic() - started

@@ -40,7 +40,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 from pydantic import SecretStr
 
 from connectors.base import Sink
@@ -70,7 +70,16 @@ from streams.deadletter import (
 )
 from streams.erasure.logic import ERASURE_TOPIC, ErasureList
 from streams.errors import FatalError, InvalidRecord, internal_error, is_record_fault
-from streams.kafka import make_consumer, make_producer, observe_lag
+from streams.kafka import (
+    Contiguous,
+    brokers_up,
+    log_ids,
+    make_consumer,
+    make_producer,
+    observe_lag,
+    report_log_change,
+    resume_from,
+)
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -193,6 +202,10 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         self.erasure_input = None
         self._erased_table: pa.Table | None = None
         self.policy = DeadLetterPolicy("sink")
+        self.broker_up: bool | None = None  # from librdkafka's statistics; None: not yet
+        self.contiguous = Contiguous("sink")  # records written in order, never past a hole
+        self._logs: dict[str, str] = {}  # topic -> the log it is now (streams.kafka.log_ids)
+        self._bootstrap = bootstrap or ""
         self._rewrite_due = False  # erasures applied since the database was last rewritten
         self._rewritten_at = 0.0
         self.halted: str | None = None  # why the dead-letter rate halted the sink
@@ -207,8 +220,11 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         db = self.db
         db.execute(
             "CREATE TABLE IF NOT EXISTS _sink_offsets (topic VARCHAR, partition INTEGER, "
-            "next_offset BIGINT, committed_at TIMESTAMP, PRIMARY KEY (topic, partition))"
+            "next_offset BIGINT, committed_at TIMESTAMP, log_id VARCHAR, "
+            "PRIMARY KEY (topic, partition))"
         )
+        # the log each offset is an offset in (streams.kafka.log_ids); None before
+        db.execute("ALTER TABLE _sink_offsets ADD COLUMN IF NOT EXISTS log_id VARCHAR")
         for table in self.tables:
             self._ensure_table(table)
             self.written.load(db, table.name, self._row_key(table))
@@ -292,11 +308,17 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         rows = self.db.execute("SELECT topic, partition, next_offset FROM _sink_offsets")
         return {(t, p): o for t, p, o in rows.fetchall()}
 
+    def _stored_logs(self) -> dict[tuple[str, int], str | None]:
+        rows = self.db.execute("SELECT topic, partition, log_id FROM _sink_offsets")
+        return {(t, p): log_id for t, p, log_id in rows.fetchall()}
+
     def ready(self) -> tuple[bool, str]:
         if self.halted:
             return False, f"sink halted: {self.halted}"
         if self.db is None:
             return False, "database not open"
+        if self.broker_up is False:
+            return False, "broker unreachable"
         if not self.assigned:
             return False, "waiting for partition assignment"
         return True, "ok"
@@ -307,17 +329,48 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             pending.result()  # re-raises a failed write: the process stops, nothing committed
 
     def _on_assign(self, consumer, partitions: list[TopicPartition]) -> None:
+        """Resume each partition from the offset stored with the rows, if it is an
+        offset in the log the broker has now (``streams.kafka.resume_from``); a log
+        that changed is read from its beginning, the rows kept, recorded at once."""
         self._wait_for_write()  # the stored offsets must include the write in flight
         self.assigned = True
-        stored = self.stored_offsets()
+        stored, known = self.stored_offsets(), self._stored_logs()
+        try:
+            self._logs.update(log_ids(self.settings, self._bootstrap, self.topics()))
+        except KafkaException as exc:  # unknown for now: checked at the next assignment
+            log.warning("sink: which log the topics are could not be read: %s", exc)
+        rewrites: dict[tuple[str, int], int] = {}
         for part in partitions:
-            part.offset = stored.get((part.topic, part.partition), OFFSET_BEGINNING)
+            key = (part.topic, part.partition)
+            current = self._logs.get(part.topic)
+            offset, rewrite = resume_from(stored.get(key), known.get(key), current)
+            if rewrite and current is not None:
+                if offset is None and known.get(key) is not None:
+                    report_log_change("sink", part.topic, part.partition, known[key], current)
+                rewrites[key] = offset or 0
+            part.offset = offset if offset is not None else OFFSET_BEGINNING
+            if offset is not None:
+                self.contiguous.expect(part.topic, part.partition, offset)
+        if rewrites:
+            self._store_offsets(rewrites)
         consumer.assign(partitions)
         log.info("sink assigned %d partitions", len(partitions))
 
+    def _store_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Offsets (and their logs) alone, in a transaction of their own."""
+        db = self.db.cursor()
+        try:
+            _run(db, "BEGIN TRANSACTION")
+            self._write_offsets(db, offsets)
+            _run(db, "COMMIT")
+        finally:
+            db.close()
+
     def _on_stats(self, text: str) -> None:
+        stats = orjson.loads(text)
+        self.broker_up = brokers_up(stats)
         assigned = {(p.topic, p.partition) for p in self.consumer.assignment()}
-        observe_lag("sink", orjson.loads(text), assigned)
+        observe_lag("sink", stats, assigned)
 
     def topics(self) -> list[str]:
         return sorted([*self.by_topic, ERASURE_TOPIC])
@@ -327,6 +380,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         from streams.broker import resolve_bootstrap
 
         bootstrap = self.bootstrap or resolve_bootstrap(self.settings)
+        self._bootstrap = bootstrap
         if self.db is None:
             self.setup()
         self.consumer = make_consumer(
@@ -396,6 +450,10 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             msgs = self.consumer.consume(
                 min(5000, self.conf.batch_max_rows - len(batch)),
                 timeout=min(left, 0.05) if left > 0 else 0.01,
+            )
+            errors = [m for m in msgs if m.error() is not None]
+            msgs = errors + self.contiguous.filter(
+                self.consumer, [m for m in msgs if m.error() is None]
             )
             for msg in msgs:
                 err = msg.error()
@@ -720,15 +778,8 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             # One statement over an Arrow table: executemany costs about a millisecond
             # per row in DuckDB, and a batch has an offset per topic partition (a
             # quarter of the sink's CPU went there at 2k events/s).
-            db.register(OFFSETS_VIEW, _offsets_table(offsets))
-            views.append(OFFSETS_VIEW)
-            _run(
-                db,
-                f"INSERT INTO _sink_offsets SELECT topic, partition, next_offset, now() "
-                f"FROM {OFFSETS_VIEW} ON CONFLICT (topic, partition) "
-                "DO UPDATE SET next_offset = excluded.next_offset, "
-                "committed_at = excluded.committed_at",
-            )
+            if offsets:
+                self._write_offsets(db, offsets)
             _run(db, "ROLLBACK" if dry_run else "COMMIT")
         except BaseException:
             _run(db, "ROLLBACK")
@@ -738,6 +789,25 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
                 db.unregister(view)
             db.close()
         return written
+
+    def _write_offsets(
+        self, db: duckdb.DuckDBPyConnection, offsets: dict[tuple[str, int], int]
+    ) -> None:
+        """Upsert ``offsets`` with their logs inside the caller's transaction."""
+        # One statement over an Arrow table: executemany costs about a millisecond
+        # per row in DuckDB, and a batch has an offset per topic partition (a
+        # quarter of the sink's CPU went there at 2k events/s).
+        db.register(OFFSETS_VIEW, _offsets_table(offsets, self._logs))
+        try:
+            _run(
+                db,
+                f"INSERT INTO _sink_offsets BY NAME SELECT topic, partition, next_offset, "
+                f"now() AS committed_at, log_id FROM {OFFSETS_VIEW} "
+                "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset, "
+                "committed_at = excluded.committed_at, log_id = excluded.log_id",
+            )
+        finally:
+            db.unregister(OFFSETS_VIEW)
 
     def _select(
         self,
@@ -941,12 +1011,13 @@ REWRITE_SUFFIX = ".rewrite"
 REWRITTEN = "_sink_rewritten"  # the newest erasure the file was last rewritten after
 
 
-def _offsets_table(offsets: dict[tuple[str, int], int]) -> pa.Table:
+def _offsets_table(offsets: dict[tuple[str, int], int], logs: dict[str, str]) -> pa.Table:
     return pa.table(
         {
             "topic": pa.array([t for t, _ in offsets], pa.string()),
             "partition": pa.array([p for _, p in offsets], pa.int32()),
             "next_offset": pa.array(list(offsets.values()), pa.int64()),
+            "log_id": pa.array([logs.get(t) for t, _ in offsets], pa.string()),
         }
     )
 
