@@ -3,28 +3,43 @@
 Runs ``journeybus up`` in this process, sends a generated population (with
 known ground truth) through the HTTP collector as Segment calls and webhooks
 (orders straight to their topic, as the order system's source does), waits
-until the DuckDB tables hold
-every event, conversion and attribution credit, then prints the report and a
-few example queries and stops the stack. The DuckDB files stay in the runtime
+until the DuckDB tables hold every event of this run, its conversions, their
+attribution credits and new customers' scores, then prints the report and a few
+example queries and stops the stack. The DuckDB files stay in the runtime
 directory for ``journeybus query`` and the dashboard.
+
+The runtime directory is reused: its log, state and tables keep what earlier
+runs sent (the same seed again changes nothing: every id is the same; another
+seed adds its population), the wait is for this run's own events, and the
+report says which runs its tables hold. ``--fresh`` starts from nothing.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import socket
 import threading
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import click
 import httpx
+import pyarrow as pa
 
-from connectors.generator.population import PopulationGenerator
+from connectors.generator.population import ExpectedJourney, PopulationGenerator
 from connectors.generator.via_collector import publish_via_collector
 from connectors.sinks.duckdb.query import connect_read_only, run_query, run_report
+from connectors.sinks.duckdb.sink import DuckDBSinkSettings
+from streams.broker import LOG_DIR, running_embedded_bootstrap
 from streams.codec import make_codec
 from streams.kafka import make_producer
-from streams.settings import get_settings
+from streams.normalise.logic import SOURCE_TOPICS
+from streams.scoring.model import DAY_MS, MIN_CUSTOMERS, MIN_REPEAT_CUSTOMERS
+from streams.settings import Settings, get_settings
 from streams.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -56,17 +71,41 @@ EXAMPLE_QUERIES = [
 ]
 
 
-def _progress() -> tuple[int, int, int, int]:
+def _progress(run: DemoRun) -> tuple[int, int, int, int]:
+    """(this run's events ingested since it started, its conversions' journeys,
+    those attributed, its new customers scored)."""
     try:
         with connect_read_only() as db:
+            db.register("demo_events", pa.table({"id": run.event_ids}))
+            db.register("demo_conversions", pa.table({"id": run.conversion_ids}))
+            db.register("demo_customers", pa.table({"id": run.customers}))
             return db.execute(
-                "SELECT (SELECT count(*) FROM touchpoints), "
-                "(SELECT count(*) FROM journeys WHERE converted), "
-                "(SELECT count(DISTINCT conversion_id) FROM attribution_credits), "
-                "(SELECT count(*) FROM customer_scores)"
+                "SELECT (SELECT count(*) FROM touchpoints WHERE source_event_id IN "
+                "(SELECT id FROM demo_events) "
+                "AND _ingested_at >= make_timestamp(?::BIGINT * 1000)), "
+                "(SELECT count(*) FROM journeys WHERE converted AND conversion_id IN "
+                "(SELECT id FROM demo_conversions)), "
+                "(SELECT count(DISTINCT conversion_id) FROM attribution_credits WHERE "
+                "conversion_id IN (SELECT id FROM demo_conversions)), "
+                "(SELECT count(*) FROM customer_scores WHERE customer_key IN "
+                "(SELECT id FROM demo_customers))",
+                [run.started_ms],
             ).fetchone()
     except Exception:  # the first snapshot is not there yet
         return (0, 0, 0, 0)
+
+
+def buyers_and_repeaters(conversions: list[ExpectedJourney]) -> tuple[int, int]:
+    """(customers who bought, those who bought on more than one day): what the
+    scoring model counts before it fits (``streams.scoring.model``)."""
+    days: dict[str, set[int]] = defaultdict(set)
+    for conversion in conversions:
+        days[conversion.customer_id].add(conversion.time // DAY_MS)
+    return len(days), sum(len(d) > 1 for d in days.values())
+
+
+def scorable(buyers: int, repeat: int) -> bool:
+    return buyers >= MIN_CUSTOMERS and repeat >= MIN_REPEAT_CUSTOMERS
 
 
 def _null_paths() -> int:
@@ -107,8 +146,64 @@ def wait_for_collector(url: str, timeout_s: float = 30.0) -> None:
     raise click.ClickException(f"the collector did not come up at {url}")
 
 
-def run_demo(customers: int = 2000, seed: int = 7, timeout_s: float = 240.0) -> None:
+@dataclass
+class DemoRun:
+    """What one demo run sent, to wait for it and say what the tables hold."""
+
+    seed: int
+    customers_count: int
+    started_ms: int
+    event_ids: list[str] = field(default_factory=list)  # valid events' source ids
+    conversion_ids: list[str] = field(default_factory=list)
+    customers: list[str] = field(default_factory=list)  # those who converted
+
+
+RUNS_FILE = "demo-runs.json"
+
+
+def remember_run(runtime: Path, run: DemoRun) -> list[dict]:
+    """Add ``run`` to the runs the runtime directory's tables hold; all of them."""
+    path = runtime / RUNS_FILE
+    runs = [
+        r for r in _runs(path) if r["seed"] != run.seed or r["customers"] != run.customers_count
+    ]
+    runs.append({"seed": run.seed, "customers": run.customers_count, "at": run.started_ms})
+    path.write_text(json.dumps(runs))
+    return runs
+
+
+def _runs(path: Path) -> list[dict]:
+    try:
+        return list(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return []
+
+
+def start_fresh(settings: Settings) -> None:
+    """Remove what earlier runs left in the runtime directory: the broker's log, stage
+    state, source positions, logs, the sink's database and its read snapshot."""
+    runtime = settings.runtime_dir
+    sink = DuckDBSinkSettings()
+    for path in (runtime / LOG_DIR, runtime / "state", runtime / "sources", runtime / "logs"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (sink.database, sink.snapshot, runtime / RUNS_FILE):
+        for leftover in path.parent.glob(path.name + "*"):  # .wal, .tmp copies
+            leftover.unlink(missing_ok=True)
+
+
+def run_demo(
+    customers: int = 2000, seed: int = 7, timeout_s: float = 240.0, fresh: bool = False
+) -> None:
     settings = get_settings()
+    running = running_embedded_bootstrap(settings.runtime_dir)
+    if running:
+        raise click.ClickException(
+            f"a journeybus stack already runs on {settings.runtime_dir} ({running}); stop it "
+            "first, or set JOURNEYBUS__RUNTIME_DIR to another directory"
+        )
+    if fresh:
+        start_fresh(settings)
+        click.echo(f"starting fresh: {settings.runtime_dir} emptied")
     port = free_port()
     supervisor = Supervisor(settings, collector_port=port)
     stop = threading.Event()
@@ -122,6 +217,14 @@ def run_demo(customers: int = 2000, seed: int = 7, timeout_s: float = 240.0) -> 
         events = gen.generate()
         truth = gen.truth
         started = time.monotonic()
+        run = DemoRun(
+            seed,
+            customers,
+            int(time.time() * 1000),
+            [e.record["event_id"] for e in events if e.topic in SOURCE_TOPICS and not e.invalid],
+            [c.conversion_id for c in truth.conversions],
+            sorted({c.customer_id for c in truth.conversions}),
+        )
         url = f"http://127.0.0.1:{port}"
         wait_for_collector(url)
         sent = publish_via_collector(
@@ -131,17 +234,20 @@ def run_demo(customers: int = 2000, seed: int = 7, timeout_s: float = 240.0) -> 
             f"sent {sent} events of {customers} customers through the collector ({url}) and "
             f"the order system's topic ({sum(truth.invalid.values())} deliberately invalid)"
         )
-        new_customers = len({c.customer_id for c in truth.conversions})
         expected = (
             sum(truth.events.values()),
             len(truth.conversions),
             len(truth.conversions),
-            new_customers,
+            len(run.customers),
         )
+        buyers, repeat = buyers_and_repeaters(truth.conversions)
+        # too few buyers for a model: nobody is scored until more data arrive, so the
+        # wait does not count on scores (earlier populations may still make a model)
+        needed = slice(0, 4 if scorable(buyers, repeat) else 3)
         got = (0, 0, 0, 0)
         while time.monotonic() - started < timeout_s:
-            got = _progress()
-            if got == expected:
+            got = _progress(run)
+            if got[needed] == expected[needed]:
                 break
             time.sleep(1.0)
         elapsed = time.monotonic() - started
@@ -150,12 +256,24 @@ def run_demo(customers: int = 2000, seed: int = 7, timeout_s: float = 240.0) -> 
             f"conversion journeys, {got[2]}/{expected[2]} attributed, {got[3]}/{expected[3]} "
             f"new customers scored, after {elapsed:.1f} s"
         )
-        if got != expected:
+        if needed.stop == 3:
+            click.echo(
+                f"(no scoring model from this population alone: it has {buyers} buyers, "
+                f"{repeat} of them repeat; a model needs {MIN_CUSTOMERS} and "
+                f"{MIN_REPEAT_CUSTOMERS})"
+            )
+        if got[needed] != expected[needed]:
             raise click.ClickException(
                 "the pipeline did not process the demo data in time; "
                 f"see {settings.runtime_dir / 'logs'}"
             )
         _wait_for_null_paths()
+        runs = remember_run(settings.runtime_dir, run)
+        held = ", ".join(f"seed {r['seed']} ({r['customers']:,} customers)" for r in runs)
+        click.echo(
+            f"\nThe tables hold {len(runs)} demo population{'s' if len(runs) > 1 else ''}: "
+            f"{held}; the report covers all of it (--fresh starts from nothing)."
+        )
         click.echo("\n" + run_report())
         for title, sql in EXAMPLE_QUERIES:
             click.echo(f'== {title}\n$ journeybus query "{sql}"')

@@ -96,6 +96,11 @@ INVALID_KINDS = ("missing_id", "unknown_event_type", "impossible_timestamp")
 REPEAT_MODEL = (0.5, 20.0, 1.0, 3.0)
 
 
+def contact_email(seed: int, n: int) -> str:
+    """The email of customer ``n`` of the population of ``seed``."""
+    return f"customer{seed}-{n}@example.org"
+
+
 @dataclass
 class RawEvent:
     topic: str
@@ -474,9 +479,11 @@ class PopulationGenerator:
             "anon": f"anon-{self._id('a')}",
             "app_anon": f"app-{self._id('b')}",
             "device": f"dev-{self._id('d')}",
-            "email": f"customer{i}@example.org",
-            "phone": f"+4477009{i:05d}",
-            "handle": f"@shopper{i}",
+            # contact data of this population only: another seed is other people (its
+            # customer 12 shares no email with this one's, so no identity joins them)
+            "email": contact_email(self.seed, i),
+            "phone": f"+447{self.seed % 1000:03d}{i:06d}",
+            "handle": f"@shopper{self.seed}x{i}",
             "ua": self.rng.choice(USER_AGENTS),
             "identified": False,
             # how much this customer spends relative to the catalogue price (mean 1):

@@ -153,10 +153,12 @@ def publish_via_collector(
     pending: dict[str, list[dict[str, Any]]] = {}
     size: dict[str, int] = {}
     errors: list[str] = []
+    failed: list[tuple[str, bytes | None, bytes | None]] = []  # order events to send again
 
-    def delivered(err, _msg) -> None:
+    def delivered(err, msg) -> None:
         if err is not None:
             errors.append(str(err))
+            failed.append((msg.topic(), msg.key(), msg.value()))
 
     sent = 0
     started = time.monotonic()
@@ -199,6 +201,14 @@ def publish_via_collector(
             flush(topic)
     finally:
         client.close()
-    if producer.flush(60) or errors:
-        raise FatalError(f"generator: not every order event was acknowledged: {errors[:3]}")
+    # the order system's source sends again what the broker did not acknowledge (the
+    # same event ids: a copy that did arrive is harmless downstream)
+    deadline = time.monotonic() + 120
+    while (producer.flush(60) or failed) and time.monotonic() < deadline:
+        again, failed[:] = list(failed), []
+        time.sleep(1.0)
+        for topic, key, value in again:
+            producer.produce(topic, value, key, on_delivery=delivered)
+    if producer.flush(60) or failed:
+        raise FatalError(f"generator: not every order event was acknowledged: {errors[-3:]}")
     return sent
