@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test test-fast lint format clean broker bench bench-profile bench-e2e bench-guard soak crash fuzz
+.PHONY: help install demo test test-fast lint format clean broker bench bench-profile bench-e2e bench-guard bench-durability soak crash fuzz
 
 help:
 	@echo "make demo   - set up and run the whole pipeline on the embedded broker with demo data"
@@ -37,8 +37,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# 36 kills: 3 rounds of every component, the broker twice, its object store and the stack
 crash: $(STAMP)
-	JOURNEYBUS_CRASH_CUSTOMERS=3000 JOURNEYBUS_CRASH_KILLS=30 $(BIN)/pytest -q -s tests/crash
+	JOURNEYBUS_CRASH_CUSTOMERS=3000 JOURNEYBUS_CRASH_KILLS=36 $(BIN)/pytest -q -s tests/crash
 
 # The long fuzz run (make test runs the same properties with 300 examples each):
 # 100,000 batches per stage (normalise's and the sink's shared by their input topics) and
@@ -61,6 +62,11 @@ bench: $(STAMP)
 # end to end (collector to queryable row): max sustained, freshness at 5k and 1k events/s
 bench-e2e: $(STAMP)
 	$(BIN)/python -m bench.end_to_end --customers 4000 --rates 5000,1000
+
+# what the durable log costs: the embedded broker in memory and durable, side by side
+bench-durability: $(STAMP)
+	$(BIN)/python -m bench.durability 100000
+	$(BIN)/python -m bench.end_to_end --customers 2000 --rates 1000 --storage memory,durable
 
 # 30 minutes of paced load through the whole stack; RSS of every process
 soak: $(STAMP)

@@ -45,7 +45,7 @@ from connectors.generator.via_collector import publish_via_collector
 from streams.codec import make_codec
 from streams.demo import free_port, wait_for_collector
 from streams.kafka import make_producer
-from streams.settings import Settings
+from streams.settings import BrokerSettings, Settings
 from streams.supervisor import Supervisor
 
 POLL_S = 0.1
@@ -106,7 +106,7 @@ def rss_kb(pid: int) -> int:
 class Stack:
     """The supervised stack in a temporary directory, and a poller of its snapshot."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, storage: str = "durable") -> None:
         os.environ.update(
             {
                 "JOURNEYBUS__RUNTIME_DIR": str(root),
@@ -114,7 +114,8 @@ class Stack:
                 "CONNECTORS__DUCKDB__SNAPSHOT": str(root / "read.duckdb"),
             }
         )
-        self.settings = Settings(runtime_dir=root)
+        self.settings = Settings(runtime_dir=root, broker=BrokerSettings(storage=storage))
+        self.storage = storage
         self.port = free_port()
         self.supervisor = Supervisor(self.settings, collector_port=self.port)
         self.visibility = Visibility(root / "read.duckdb")
@@ -288,8 +289,18 @@ def main() -> None:
     )
     parser.add_argument("--rate", type=float, default=1000.0, help="the soak's offered load")
     parser.add_argument("--soak", type=float, default=0.0, help="minutes of paced load")
+    parser.add_argument(
+        "--storage",
+        default="durable",
+        help="the embedded broker's log: durable, memory, or both in turn (memory,durable)",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, Stack(Path(tmp)) as stack:
+    for storage in args.storage.split(","):
+        run(args, storage)
+
+
+def run(args: argparse.Namespace, storage: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp, Stack(Path(tmp), storage) as stack:
         _, warm, _ = stack.send(300, seed=900, rate=None)  # warm-up: joins, first batches
         if not stack.wait_visible(warm, timeout_s=240):
             raise SystemExit(f"warm-up: {stack.visibility.count()}/{warm} touchpoints queryable")
@@ -302,14 +313,19 @@ def main() -> None:
             for n, offered in enumerate(float(r) for r in args.rates.split(",") if r):
                 lines += freshness(stack, args.customers, seed=903 + n, rate=offered)
                 print(lines[-1], flush=True)
-            title = "End to end: collector to queryable DuckDB row"
+            title = f"End to end: collector to queryable DuckDB row, broker log {storage}"
     lines.append(
-        "how: `journeybus up`'s processes (broker, 5 stages, sink with a read snapshot "
+        f"how: `journeybus up`'s processes (broker with its log {stack_storage(storage)}, "
+        "5 stages, sink with a read snapshot "
         "every 0.5 s, collector) on this machine; populations sent through the collector "
         "by one client (publish_via_collector), the order system's events produced to "
         "its topic; a poller opens the read snapshot every 0.1 s"
     )
     print(record(title, lines))
+
+
+def stack_storage(storage: str) -> str:
+    return "on its object store (durable)" if storage == "durable" else "in memory"
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Crash harness: the pipeline as processes, SIGKILLed at random while data flows.
 
-A controller kills a random component (the HTTP collector, the PostgreSQL
-fulfilment source, the normalise, journeys, attribution, scoring and profiles
-workers, or the DuckDB sink) with SIGKILL at random moments and restarts it at
-once, while data flows in the way it does in production:
+A controller kills, with SIGKILL at random moments, a random component (the
+HTTP collector, the PostgreSQL fulfilment source, the normalise, journeys,
+attribution, scoring and profiles workers, or the DuckDB sink), the embedded
+broker, its object store (the durable log), or the whole stack at once, and
+restarts what it killed after a moment (as ``journeybus up`` would), while data
+flows in the way it does in production:
 
 - a generated population, in event-time order, sent as its sources would: web
   and app events as Segment batches and messaging/social events as webhooks
@@ -54,6 +56,11 @@ DSN = FulfillmentSettings().dsn.get_secret_value()
 # a collector restart plus the client's backoff, in processing time
 CONVERSION_GRACE_MS = 15_000
 
+# what the controller kills besides the components, per round of kills: the broker
+# twice, its object store, and everything at once (all of the above)
+INFRASTRUCTURE = ["broker", "broker", "object-store", "stack"]
+TARGETS = set(INFRASTRUCTURE)  # the kinds of kill, with the components'
+
 COMPONENTS = {
     "collector": ["collect"],
     "fulfilment": ["connector", "run", "postgres-fulfillment"],
@@ -71,10 +78,10 @@ class CrashRun:
     root: Path
     customers: int = 1000
     seed: int = 5
-    kills: int = 10
+    kills: int = 12
     interval_s: tuple[float, float] = (1.5, 4.0)
     chunks: int = 12
-    broker: EmbeddedBroker = field(default_factory=EmbeddedBroker)
+    broker: EmbeddedBroker | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     killed: list[str] = field(default_factory=list)
     truth: GroundTruth | None = None
@@ -83,6 +90,8 @@ class CrashRun:
     oms: SampleOrders = field(default_factory=SampleOrders)
     collector_port: int = field(default_factory=free_port)
     oms_schema: str = field(default_factory=lambda: f"crash_{uuid.uuid4().hex[:8]}")
+    _broker_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: threading.Event = field(default_factory=threading.Event)  # no more restarts
 
     def _env(self) -> dict[str, str]:
         env = {
@@ -113,6 +122,7 @@ class CrashRun:
 
     def run(self) -> dict:
         rng = random.Random(self.seed)
+        self.broker = EmbeddedBroker(data_dir=self.root / "log", log_path=self.root / "broker.log")
         self.broker.start()
         try:
             create_topics(
@@ -126,9 +136,11 @@ class CrashRun:
             gen = PopulationGenerator(self.customers, seed=self.seed)
             events = gen.generate()
             self.truth = gen.truth
-            done = threading.Event()
+            done, stopped = threading.Event(), self._stopped
             killer = threading.Thread(target=self._kill_loop, args=(rng, done), daemon=True)
             killer.start()
+            supervisor = threading.Thread(target=self._supervise, args=(stopped,), daemon=True)
+            supervisor.start()
             settings = Settings(runtime_dir=self.root / "rt")
             codec = make_codec(settings)
             producer = make_producer(settings, self.broker.bootstrap)
@@ -147,11 +159,15 @@ class CrashRun:
             done.set()
             killer.join()
             settled = self._settle(timeout_s=240)
+            stopped.set()
+            supervisor.join()
             self._stop_all()
             return {**self.figures(), "settled": settled}
         finally:
-            self._stop_all()
-            if not self.keep_broker:
+            self._stopped.set()
+            with self._broker_lock:  # a restart under way finishes first
+                self._stop_all()
+            if not self.keep_broker and self.broker is not None:
                 self.broker.stop()
                 with psycopg.connect(DSN, autocommit=True) as conn:
                     conn.execute(f"DROP SCHEMA IF EXISTS {self.oms_schema} CASCADE")
@@ -169,15 +185,50 @@ class CrashRun:
         order: list[str] = []
         while not done.is_set() and len(self.killed) < self.kills:
             time.sleep(rng.uniform(*self.interval_s))
-            if not order:  # every component once, in a random order, then again
-                order = rng.sample(list(COMPONENTS), len(COMPONENTS))
+            if not order:  # every component and infrastructure kill once, in a random order
+                order = rng.sample([*COMPONENTS, *INFRASTRUCTURE], len(COMPONENTS) + 4)
             name = order.pop()
-            proc = self.procs[name]
-            if proc.poll() is None:
+            if name in COMPONENTS:
+                self._kill(name)
+                self._start(name)
+            elif name == "stack":  # everything at once, then back in order
+                with self._broker_lock:
+                    for component in COMPONENTS:
+                        self._kill(component)
+                    self._kill_broker(("broker", "object-store"))
+                    time.sleep(rng.uniform(0.5, 2.0))
+                    self.broker.restart_dead()
+                    for component in COMPONENTS:
+                        self._start(component)
+            else:
+                self._kill_broker((name,))  # the supervisor thread brings it back
+            self.killed.append(name)
+
+    def _supervise(self, done: threading.Event) -> None:
+        """What ``journeybus up`` does for the broker and its store: restart whichever
+        died (killed here, or exited on its own: Tansu exits when its store is gone
+        in the middle of a write)."""
+        while not done.wait(0.5):
+            with self._broker_lock:
+                try:
+                    if self.broker.dead():
+                        self.broker.restart_dead()
+                except Exception as exc:  # as `up` does: try again at the next round
+                    print(f"crash harness: restarting the broker failed: {exc}", flush=True)
+
+    def _kill(self, name: str) -> None:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+    def _kill_broker(self, which: tuple[str, ...]) -> None:
+        procs = {"broker": self.broker.process, "object-store": self.broker.store.process}
+        for name in which:
+            proc = procs[name]
+            if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-            self.killed.append(name)
-            self._start(name)
 
     def _stop_all(self) -> None:
         for proc in self.procs.values():
@@ -239,6 +290,16 @@ class CrashRun:
             lambda: self._counts() == self._expected(), timeout_s, stable_s=3, interval_s=1
         )
 
+    def _skipped_offsets(self) -> int:
+        """Offsets consumers passed as holes the broker never filled, from the logs."""
+        skipped = 0
+        for log in self.root.glob("*.log"):
+            for line in log.read_text(errors="replace").splitlines():
+                if "did not come in" in line and "going on without them" in line:
+                    first, last = line.split("offsets ")[1].split(" of ")[0].split(" to ")
+                    skipped += int(last) - int(first) + 1
+        return skipped
+
     def figures(self) -> dict:
         truth = self.truth
         valid, invalid, conversions, *_ = self._expected()
@@ -274,6 +335,7 @@ class CrashRun:
         )
         return {
             "kills": len(self.killed),
+            "offsets_skipped": self._skipped_offsets(),
             "killed": dict(sorted({n: self.killed.count(n) for n in set(self.killed)}.items())),
             "events": valid + invalid,
             "valid": valid,
