@@ -208,7 +208,7 @@ class PollingSource(Source[S]):
     def ready(self) -> tuple[bool, str]:
         """Ready once set up, until a poll finds the outside system unavailable or the
         broker is unreachable."""
-        if self._publisher is not None and self._publisher.broker_up is False:
+        if self._publisher is not None and self._publisher.broker.up is False:
             return False, "broker unreachable"
         return self._status
 

@@ -33,7 +33,7 @@ from streams.codec import Codec, make_codec
 from streams.deadletter import dead_letter_record, dead_letter_topic
 from streams.errors import InvalidRecord, Retriable
 from streams.jsonavro import from_json
-from streams.kafka import brokers_up, make_producer
+from streams.kafka import BrokerWatch, make_producer
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,17 +86,16 @@ class Publisher:
             bootstrap,
             **{
                 "client.id": f"journeybus-{connector}",
-                "statistics.interval.ms": 1000,  # for broker_up
+                "statistics.interval.ms": 1000,  # for broker
                 "stats_cb": self._on_stats,
             },
         )
-        # whether the broker is reachable, from librdkafka's statistics; None: not yet
-        self.broker_up: bool | None = None
+        self.broker = BrokerWatch()  # reachable? from the producer's statistics
         self._poller: threading.Thread | None = None
         self._closing = threading.Event()
 
     def _on_stats(self, text: str) -> None:
-        self.broker_up = brokers_up(orjson.loads(text))
+        self.broker.observe(orjson.loads(text))
 
     # -- validation ------------------------------------------------------------------
     def prepare(self, record: SourceRecord, default_topic: str) -> Outgoing:

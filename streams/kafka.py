@@ -214,6 +214,32 @@ def brokers_up(stats: dict[str, Any]) -> bool:
     )
 
 
+class BrokerWatch:
+    """Whether the broker is reachable, from the librdkafka statistics of one or more
+    clients of a process.
+
+    Unreachable only when no client has shown a broker up for ``grace_s``: a
+    connection the broker closed is opened again by the next request, and for the
+    moment in between no broker is up (a collector that answered 503 then refused
+    good batches while the broker was there). ``None`` until statistics arrive.
+    """
+
+    def __init__(self, grace_s: float = 3.0) -> None:
+        self.grace_s = grace_s
+        self._since: float | None = None  # the last time a broker was up, or first seen
+
+    def observe(self, stats: dict[str, Any]) -> None:
+        """Take one statistics report (the ``stats_cb`` JSON, decoded)."""
+        if brokers_up(stats) or self._since is None:
+            self._since = time.monotonic()
+
+    @property
+    def up(self) -> bool | None:
+        if self._since is None:
+            return None
+        return time.monotonic() - self._since < self.grace_s
+
+
 class Contiguous:
     """Hands on a consumer's records only in offset order without holes, waiting for
     records the broker has not shown yet.

@@ -60,8 +60,8 @@ from streams.errors import (
     is_record_fault,
 )
 from streams.kafka import (
+    BrokerWatch,
     Contiguous,
-    brokers_up,
     log_ids,
     make_consumer,
     make_producer,
@@ -506,7 +506,7 @@ class StageRunner:
         self._last_tick = 0.0
         self.processed = 0
         self.halted: str | None = None  # why the dead-letter rate halted the stage
-        self.broker_up: bool | None = None  # from librdkafka's statistics; None: not yet
+        self.broker = BrokerWatch()  # reachable? from its clients' statistics
         self.contiguous = Contiguous(stage.name)  # records handed on in order, no holes
 
     # -- assignment ----------------------------------------------------------------
@@ -635,7 +635,7 @@ class StageRunner:
     def _on_stats(self, text: str) -> None:
         """librdkafka statistics: records prefetched per partition, consumer lag."""
         stats = orjson.loads(text)
-        self.broker_up = brokers_up(stats)
+        self.broker.observe(stats)
         parts = partition_stats(stats)
         self._fetch_state = {
             key: (
@@ -649,7 +649,7 @@ class StageRunner:
         observe_lag(self.stage.name, stats, self.assignment)
 
     def _on_producer_stats(self, text: str) -> None:
-        self.broker_up = brokers_up(orjson.loads(text))
+        self.broker.observe(orjson.loads(text))
 
     def caught_up(self) -> set[TopicPartitionKey]:
         """Assigned partitions with nothing left to read.

@@ -104,7 +104,7 @@ def stages_ready(runners: list[StageRunner]) -> tuple[bool, str]:
     halted = [f"{r.stage.name} halted: {r.halted}" for r in runners if r.halted]
     if halted:
         return False, "; ".join(halted)
-    if any(r.broker_up is False for r in runners):
+    if any(r.broker.up is False for r in runners):
         return False, "broker unreachable"
     waiting = [r.stage.name for r in runners if not r.assigned]
     if waiting:

@@ -204,7 +204,7 @@ class HttpCollector(Source[CollectorSettings]):
     def ready(self) -> tuple[bool, str]:
         if not self.started.is_set():
             return False, "starting"
-        if self.publisher is not None and self.publisher.broker_up is False:
+        if self.publisher is not None and self.publisher.broker.up is False:
             return False, "broker unreachable: answering 503"
         return True, f"listening on {self.conf.host}:{self.port}"
 
@@ -485,7 +485,7 @@ class HttpCollector(Source[CollectorSettings]):
     async def _accept(self, records: list[SourceRecord], source_name: str) -> dict[str, Any]:
         """Publish new events and dead letters, wait for the broker; the response body."""
         assert self.publisher is not None
-        if self.publisher.broker_up is False:  # SDKs retry a 503; waiting would time out
+        if self.publisher.broker.up is False:  # SDKs retry a 503; waiting would time out
             raise Rejected(503, "broker_unavailable", "the broker is unreachable; retry")
         topic = SOURCE_TOPICS[source_name]
         loop = asyncio.get_running_loop()

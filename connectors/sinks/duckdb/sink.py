@@ -71,8 +71,8 @@ from streams.deadletter import (
 from streams.erasure.logic import ERASURE_TOPIC, ErasureList
 from streams.errors import FatalError, InvalidRecord, internal_error, is_record_fault
 from streams.kafka import (
+    BrokerWatch,
     Contiguous,
-    brokers_up,
     log_ids,
     make_consumer,
     make_producer,
@@ -202,7 +202,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         self.erasure_input = None
         self._erased_table: pa.Table | None = None
         self.policy = DeadLetterPolicy("sink")
-        self.broker_up: bool | None = None  # from librdkafka's statistics; None: not yet
+        self.broker = BrokerWatch()  # reachable? from its consumer's statistics
         self.contiguous = Contiguous("sink")  # records written in order, never past a hole
         self._logs: dict[str, str] = {}  # topic -> the log it is now (streams.kafka.log_ids)
         self._bootstrap = bootstrap or ""
@@ -317,7 +317,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             return False, f"sink halted: {self.halted}"
         if self.db is None:
             return False, "database not open"
-        if self.broker_up is False:
+        if self.broker.up is False:
             return False, "broker unreachable"
         if not self.assigned:
             return False, "waiting for partition assignment"
@@ -368,7 +368,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
 
     def _on_stats(self, text: str) -> None:
         stats = orjson.loads(text)
-        self.broker_up = brokers_up(stats)
+        self.broker.observe(stats)
         assigned = {(p.topic, p.partition) for p in self.consumer.assignment()}
         observe_lag("sink", stats, assigned)
 
