@@ -53,8 +53,11 @@ from streams.topics import admin_client, create_topics
 from tests.polling import wait_until
 
 DSN = FulfillmentSettings().dsn.get_secret_value()
-# a collector restart plus the client's backoff, in processing time
-CONVERSION_GRACE_MS = 15_000
+# the longest this harness holds web events back behind orders already on the bus,
+# in processing time: a restart of the whole stack (broker, its store, every process)
+# plus the client's backoff; 15 s covered a collector restart but left 25 of 1,550
+# paths short of touches that came in after a stack or store kill
+CONVERSION_GRACE_MS = 45_000
 
 # what the controller kills besides the components, per round of kills: the broker
 # twice, its object store, and everything at once (all of the above)
@@ -84,6 +87,7 @@ class CrashRun:
     broker: EmbeddedBroker | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     killed: list[str] = field(default_factory=list)
+    exited: list[str] = field(default_factory=list)  # components that exited on their own
     truth: GroundTruth | None = None
     keep_broker: bool = False  # for debugging: inspect the topics after the run
     oms_waves: int = 8  # waves of orders written to the database (20 orders each)
@@ -189,8 +193,9 @@ class CrashRun:
                 order = rng.sample([*COMPONENTS, *INFRASTRUCTURE], len(COMPONENTS) + 4)
             name = order.pop()
             if name in COMPONENTS:
-                self._kill(name)
-                self._start(name)
+                with self._broker_lock:  # never at once with the supervisor's restart
+                    self._kill(name)
+                    self._start(name)
             elif name == "stack":  # everything at once, then back in order
                 with self._broker_lock:
                     for component in COMPONENTS:
@@ -205,9 +210,11 @@ class CrashRun:
             self.killed.append(name)
 
     def _supervise(self, done: threading.Event) -> None:
-        """What ``journeybus up`` does for the broker and its store: restart whichever
-        died (killed here, or exited on its own: Tansu exits when its store is gone
-        in the middle of a write)."""
+        """What ``journeybus up`` does: restart the broker or its store when one died
+        (killed here, or exited on its own: Tansu exits when its store is gone in the
+        middle of a write), and a component that exited on its own (a stage exits on a
+        fatal error, such as a broker that refused its outputs while its store was
+        down, and relies on being restarted)."""
         while not done.wait(0.5):
             with self._broker_lock:
                 try:
@@ -215,6 +222,11 @@ class CrashRun:
                         self.broker.restart_dead()
                 except Exception as exc:  # as `up` does: try again at the next round
                     print(f"crash harness: restarting the broker failed: {exc}", flush=True)
+                for name, proc in list(self.procs.items()):
+                    if proc.poll() is not None and not self._stopped.is_set():
+                        print(f"crash harness: {name} exited ({proc.returncode})", flush=True)
+                        self.exited.append(name)
+                        self._start(name)
 
     def _kill(self, name: str) -> None:
         proc = self.procs[name]
@@ -337,6 +349,7 @@ class CrashRun:
             "kills": len(self.killed),
             "offsets_skipped": self._skipped_offsets(),
             "killed": dict(sorted({n: self.killed.count(n) for n in set(self.killed)}.items())),
+            "exited": dict(sorted({n: self.exited.count(n) for n in set(self.exited)}.items())),
             "events": valid + invalid,
             "valid": valid,
             "database_events": len(oms_ids),
