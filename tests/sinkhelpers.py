@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
+
 from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
 from streams.catalog import default_catalog
 from streams.codec import make_codec
@@ -15,6 +17,16 @@ from streams.settings import Settings
 from tests.polling import wait_until
 
 TOUCHPOINTS = "cust.touchpoints.v1"
+
+
+def read_snapshot(path: Path, sql: str) -> list[tuple]:
+    """Rows of ``sql`` over the sink's read snapshot; none while it is not there yet
+    or being replaced."""
+    try:
+        with duckdb.connect(str(path), read_only=True) as db:
+            return db.execute(sql).fetchall()
+    except duckdb.Error:
+        return []
 
 
 def example(topic: str, index: int = 0) -> dict:

@@ -36,7 +36,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import psycopg
 
 from connectors.generator.oms import SampleOrders, write_sample_orders
@@ -51,6 +50,7 @@ from streams.kafka import make_producer
 from streams.settings import Settings
 from streams.topics import admin_client, create_topics
 from tests.polling import wait_until
+from tests.sinkhelpers import read_snapshot
 
 DSN = FulfillmentSettings().dsn.get_secret_value()
 # the longest this harness holds web events back behind orders already on the bus,
@@ -254,11 +254,7 @@ class CrashRun:
                 proc.wait()
 
     def query(self, sql: str) -> list[tuple]:
-        try:
-            with duckdb.connect(str(self.root / "read.duckdb"), read_only=True) as db:
-                return db.execute(sql).fetchall()
-        except duckdb.Error:
-            return []
+        return read_snapshot(self.root / "read.duckdb", sql)
 
     def _oms_orders(self) -> list[tuple[str, str, float]]:
         """(customer, order id, total) of every order written to the database, in order."""

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from connectors.generator.population import PopulationGenerator
@@ -23,6 +22,7 @@ from streams.kafka import make_producer
 from streams.settings import Settings
 from tests.integration.test_up import alive, descendants
 from tests.polling import wait_until
+from tests.sinkhelpers import read_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,11 +77,7 @@ class Up:
         ]
 
     def query(self, sql: str) -> list[tuple]:
-        try:
-            with duckdb.connect(str(self.root / "read.duckdb"), read_only=True) as db:
-                return db.execute(sql).fetchall()
-        except duckdb.Error:
-            return []
+        return read_snapshot(self.root / "read.duckdb", sql)
 
 
 @pytest.mark.timeout(900)
