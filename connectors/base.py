@@ -30,8 +30,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from confluent_kafka import KafkaException
-
 from connectors.settings import ConnectorSettings
 from streams import metrics
 from streams.broker import resolve_bootstrap
@@ -182,12 +180,8 @@ class PollingSource(Source[S]):
         acknowledged by the old log, and are not on this one."""
         topic = self.conf.topic_prefix + self.topic
         path = self.settings.runtime_dir / "sources" / f"{self.name}.log"
-        try:
-            bootstrap = self.bootstrap or resolve_bootstrap(self.settings)
-            current = log_ids(self.settings, bootstrap, [topic])
-        except KafkaException as exc:
-            log.warning("%s: which log %s is could not be read: %s", self.name, topic, exc)
-            return
+        bootstrap = self.bootstrap or resolve_bootstrap(self.settings)
+        current = log_ids(self.settings, bootstrap, [topic], self.name)
         known = path.read_text().strip() if path.exists() else None
         if current.get(topic) is None or known == current[topic]:
             return

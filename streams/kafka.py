@@ -142,7 +142,7 @@ def observe_lag(stage: str, stats: dict[str, Any], assigned: set[tuple[str, int]
 
 
 def log_ids(
-    settings: Settings, bootstrap: str, topics: list[str], timeout_s: float = 10.0
+    settings: Settings, bootstrap: str, topics: list[str], owner: str, timeout_s: float = 10.0
 ) -> dict[str, str]:
     """Which log each of ``topics`` is: ``<cluster id>/<topic id>``.
 
@@ -150,14 +150,19 @@ def log_ids(
     without its log (memory storage, a wiped directory) or a topic deleted and
     created again gives its topics new ids, so an offset stored with another id
     is an offset in another log. Topics the broker does not describe are left
-    out (the caller keeps its offsets for them).
+    out, and all of them when the broker cannot be asked (logged as ``owner``'s):
+    the caller keeps its offsets for them and asks again at its next assignment.
     """
     from confluent_kafka import TopicCollection
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient(settings.kafka.confluent_config(bootstrap))
-    cluster = admin.list_topics(timeout=timeout_s).cluster_id
-    futures = admin.describe_topics(TopicCollection(sorted(set(topics))))
+    try:
+        cluster = admin.list_topics(timeout=timeout_s).cluster_id
+        futures = admin.describe_topics(TopicCollection(sorted(set(topics))))
+    except KafkaException as exc:
+        log.warning("%s: which log %s is could not be read: %s", owner, ", ".join(topics), exc)
+        return {}
     ids = {}
     for topic, future in futures.items():
         try:
@@ -185,6 +190,22 @@ def resume_from(
     if stored is not None and known is not None:
         return None, True
     return stored, True
+
+
+def resume_partition(
+    owner: str,
+    topic: str,
+    partition: int,
+    stored: int | None,
+    known: str | None,
+    current: str | None,
+) -> tuple[int | None, bool]:
+    """``resume_from`` for one partition of ``owner``, said loudly
+    (``report_log_change``) when the log changed under a stored offset."""
+    offset, rewrite = resume_from(stored, known, current)
+    if rewrite and offset is None and known is not None and current is not None:
+        report_log_change(owner, topic, partition, known, current)
+    return offset, rewrite
 
 
 def report_log_change(owner: str, topic: str, partition: int, known: str, current: str) -> None:

@@ -38,7 +38,6 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     KafkaError,
-    KafkaException,
     Message,
     TopicPartition,
 )
@@ -67,8 +66,7 @@ from streams.kafka import (
     make_producer,
     observe_lag,
     partition_stats,
-    report_log_change,
-    resume_from,
+    resume_partition,
 )
 from streams.settings import Settings
 from streams.state import PartitionStore
@@ -518,7 +516,9 @@ class StageRunner:
         self._assigned_at = time.monotonic()
         self.assignment |= {(p.topic, p.partition) for p in partitions}
         if self.stage.stateful:
-            logs = self._log_ids(partitions)
+            logs = log_ids(
+                self.settings, self.bootstrap, [p.topic for p in partitions], self.stage.name
+            )
             for part in partitions:
                 key = (part.topic, part.partition)
                 store = self.stores.get(key) or PartitionStore(self._store_path(key))
@@ -538,13 +538,6 @@ class StageRunner:
             self.stage.name,
             [f"{p.topic}/{p.partition}@{p.offset}" for p in partitions],
         )
-
-    def _log_ids(self, partitions: list[TopicPartition]) -> dict[str, str]:
-        try:
-            return log_ids(self.settings, self.bootstrap, [p.topic for p in partitions])
-        except KafkaException as exc:  # unknown for now: checked at the next assignment
-            log.warning("%s: which log the input is could not be read: %s", self.stage.name, exc)
-            return {}
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assignment -= {(p.topic, p.partition) for p in partitions}
@@ -769,10 +762,8 @@ def resume_offset(
     else None (its beginning), the state kept. The change is recorded at once, so a
     crash before the next commit does not go back to the old offset."""
     stored, known = store.next_offset(), store.log_id()
-    offset, rewrite = resume_from(stored, known, current)
-    if rewrite and current is not None:
-        if offset is None and known is not None:
-            report_log_change(owner, part.topic, part.partition, known, current)
+    offset, rewrite = resume_partition(owner, part.topic, part.partition, stored, known, current)
+    if rewrite:  # only for a log the broker named (current is not None)
         store.start_log(current, offset or 0)
     return offset
 

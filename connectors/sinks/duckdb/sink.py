@@ -40,7 +40,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 from pydantic import SecretStr
 
 from connectors.base import Sink
@@ -77,8 +77,7 @@ from streams.kafka import (
     make_consumer,
     make_producer,
     observe_lag,
-    report_log_change,
-    resume_from,
+    resume_partition,
 )
 from streams.settings import Settings
 
@@ -335,18 +334,15 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         self._wait_for_write()  # the stored offsets must include the write in flight
         self.assigned = True
         stored, known = self.stored_offsets(), self._stored_logs()
-        try:
-            self._logs.update(log_ids(self.settings, self._bootstrap, self.topics()))
-        except KafkaException as exc:  # unknown for now: checked at the next assignment
-            log.warning("sink: which log the topics are could not be read: %s", exc)
+        self._logs.update(log_ids(self.settings, self._bootstrap, self.topics(), "sink"))
         rewrites: dict[tuple[str, int], int] = {}
         for part in partitions:
             key = (part.topic, part.partition)
             current = self._logs.get(part.topic)
-            offset, rewrite = resume_from(stored.get(key), known.get(key), current)
-            if rewrite and current is not None:
-                if offset is None and known.get(key) is not None:
-                    report_log_change("sink", part.topic, part.partition, known[key], current)
+            offset, rewrite = resume_partition(
+                "sink", part.topic, part.partition, stored.get(key), known.get(key), current
+            )
+            if rewrite:  # only for a log the broker named (current is not None)
                 rewrites[key] = offset or 0
             part.offset = offset if offset is not None else OFFSET_BEGINNING
             if offset is not None:
