@@ -92,6 +92,21 @@ def retention_ms(text: str) -> int:
     raise FatalError(f"bad retention {text!r}: use e.g. 7d, 12h, 30m or forever")
 
 
+@dataclass(frozen=True)
+class ChangelogSpec:
+    """The changelog topic of one stateful stage's state for one input topic."""
+
+    name: str
+    stage: str
+    input: str
+    retention: str
+    cleanup_policy: str
+
+    @property
+    def retention_ms(self) -> int:
+        return retention_ms(self.retention)
+
+
 @dataclass
 class Catalog:
     """All schemas, topics and schema ids of the bus."""
@@ -100,6 +115,7 @@ class Catalog:
     schemas: dict[str, list[SchemaRevision]] = field(default_factory=dict)
     topics: dict[str, TopicSpec] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=dict)  # fingerprint -> schema id
+    changelogs: dict[tuple[str, str], ChangelogSpec] = field(default_factory=dict)
 
     # -- lookups -----------------------------------------------------------
     def latest(self, schema_name: str) -> SchemaRevision:
@@ -113,6 +129,16 @@ class Catalog:
             return self.topics[name]
         except KeyError:
             raise FatalError(f"unknown topic {name!r}: not in the catalogue") from None
+
+    def changelog(self, stage: str, input_topic: str) -> ChangelogSpec:
+        """The changelog of ``stage``'s state for ``input_topic`` (state-changelogs.yaml)."""
+        try:
+            return self.changelogs[(stage, input_topic)]
+        except KeyError:
+            raise FatalError(
+                f"stage {stage!r} keeps state for {input_topic} but "
+                "schemas/topics/state-changelogs.yaml names no changelog for it"
+            ) from None
 
     def value_schema(self, topic: str) -> SchemaRevision:
         return self.latest(self.topic(topic).schema)
@@ -178,11 +204,28 @@ def _load_schemas(root: Path) -> dict[str, list[SchemaRevision]]:
     return out
 
 
+def _load_changelogs(root: Path) -> dict[tuple[str, str], ChangelogSpec]:
+    doc = yaml.safe_load((root / "topics" / "state-changelogs.yaml").read_text())
+    return {
+        (stage, topic): ChangelogSpec(
+            doc["name"].replace("{topic}", topic).replace("{stage}", stage),
+            stage,
+            topic,
+            doc["retention"],
+            doc["cleanup_policy"],
+        )
+        for stage, inputs in doc["stores"].items()
+        for topic in inputs
+    }
+
+
 def _load_topics(root: Path) -> dict[str, TopicSpec]:
     topics: dict[str, TopicSpec] = {}
     dlq_template: dict[str, Any] | None = None
     for path in sorted((root / "topics").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text())
+        if doc.get("family") == "changelog":  # _load_changelogs
+            continue
         if doc.pop("pattern", False):
             dlq_template = doc
             continue
@@ -215,7 +258,9 @@ def load_catalog(root: Path = SCHEMAS_DIR) -> Catalog:
     if catalog_file.exists():
         for entry in json.loads(catalog_file.read_text())["schemas"]:
             ids[entry["fingerprint"]] = int(entry["id"])
-    return Catalog(root=root, schemas=schemas, topics=topics, ids=ids)
+    return Catalog(
+        root=root, schemas=schemas, topics=topics, ids=ids, changelogs=_load_changelogs(root)
+    )
 
 
 @lru_cache(maxsize=1)

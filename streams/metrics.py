@@ -52,6 +52,12 @@ LOG_CHANGES = Counter(
     "and read the new log from its beginning.",
     ["consumer", "topic"],
 )
+STATE_RESTORED = Counter(
+    "journeybus_state_restored_total",
+    "State changes a stage applied from its changelogs when it was assigned partitions "
+    "whose local state was missing or behind.",
+    ["stage"],
+)
 OFFSETS_SKIPPED = Counter(
     "journeybus_offsets_skipped_total",
     "Offsets a stage's consumer jumped over within a partition (records it never saw); "

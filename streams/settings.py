@@ -58,6 +58,10 @@ class KafkaSettings(BaseSettings):
     idempotence: bool | None = None
 
     log_level: int = 4  # librdkafka's syslog levels: 4 warnings and worse, 7 debug
+    # topics a stage creates itself (its state changelogs): 3 on a production cluster
+    replication_factor: int = 1
+    # the longest a worker reads one partition's state changelog before it gives up
+    restore_timeout_s: float = 600.0
 
     def confluent_config(self, bootstrap: str) -> dict[str, Any]:
         """librdkafka configuration for this cluster (security settings included)."""

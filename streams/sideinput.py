@@ -3,8 +3,9 @@
 Used for lookups every worker needs whole: the identity evidence (to resolve
 customer keys) and the product catalogue (category and brand). Read from the
 earliest offset at start and kept up to date between batches; nothing is
-committed (a restart reads the topic again; identity and catalogue topics are
-kept forever, compacted in production).
+committed: a restart, or another worker, reads the topic again, so every topic
+read as a side input is kept forever (``retention: forever`` in its topic file;
+tests/integration/test_side_inputs_kept.py holds every stage to it).
 """
 
 from __future__ import annotations

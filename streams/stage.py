@@ -12,10 +12,14 @@ A ``Stage`` holds the decisions (pure code in each concern's ``logic.py``);
   stage;
 - produces the outputs with an idempotent producer and waits for the broker's
   acknowledgement of every one of them;
-- only then commits: for a stateful stage the partition's state and its next
-  input offset in one SQLite transaction (``streams.state``), which is where
-  it resumes from, never the group's offset; the group offset is committed too,
-  for lag monitoring and for stateless stages.
+- only then commits: for a stateful stage, the partition's state changes and a
+  checkpoint go to its changelog topic and are acknowledged (``streams.changelog``),
+  then the state and its next input offset are written in one SQLite
+  transaction (``streams.state``), which is where it resumes from, never the
+  group's offset; the group offset is committed too, for lag monitoring and for
+  stateless stages;
+- restores a partition's state from its changelog when it is assigned one whose
+  local state is missing or behind (another worker had it), before processing.
 
 Guarantees: at-least-once output (a crash between produce and commit re-sends
 the batch's outputs, with the same deterministic ids); effectively-once state;
@@ -43,6 +47,7 @@ from confluent_kafka import (
 )
 
 from streams import metrics
+from streams.changelog import Changelogs, Restored
 from streams.codec import Codec
 from streams.deadletter import (
     DeadLetterPolicy,
@@ -212,6 +217,10 @@ class Stage:
         """Called after every batch and idle poll, before produce and commit (e.g. to
         publish progress; ``caught_up()`` names the partitions with nothing left to
         read); default: nothing."""
+
+    def revoked(self, tp: TopicPartitionKey) -> None:
+        """Forget what this process holds in memory about a partition it gave up (another
+        worker may own it, and change its state, before it comes back); default: nothing."""
 
     def discard(self) -> None:
         """Drop in-memory effects of a batch the runner undoes and processes again (its
@@ -506,6 +515,14 @@ class StageRunner:
         self.halted: str | None = None  # why the dead-letter rate halted the stage
         self.broker = BrokerWatch()  # reachable? from its clients' statistics
         self.contiguous = Contiguous(stage.name)  # records handed on in order, no holes
+        self.changelogs: Changelogs | None = None
+        self.logs: dict[str, str] = {}  # log ids of the inputs and changelogs, at assignment
+        self.restored: dict[TopicPartitionKey, Restored] = {}  # the last restore of each
+        if stage.stateful:
+            self.changelogs = Changelogs(
+                stage.name, stage.inputs, codec.catalog, settings, bootstrap, self.producer
+            )
+            self.changelogs.ensure_topics()
 
     # -- assignment ----------------------------------------------------------------
     def _store_path(self, tp: TopicPartitionKey) -> Path:
@@ -515,14 +532,24 @@ class StageRunner:
         self.assigned = True
         self._assigned_at = time.monotonic()
         self.assignment |= {(p.topic, p.partition) for p in partitions}
-        if self.stage.stateful:
+        if self.changelogs is not None:
+            changelogs = self.changelogs
+            topics = {p.topic for p in partitions}
             logs = log_ids(
-                self.settings, self.bootstrap, [p.topic for p in partitions], self.stage.name
+                self.settings,
+                self.bootstrap,
+                [*topics, *(changelogs.topic(t) for t in topics)],
+                self.stage.name,
             )
+            self.logs.update(logs)
             for part in partitions:
                 key = (part.topic, part.partition)
                 store = self.stores.get(key) or PartitionStore(self._store_path(key))
                 self.stores[key] = store
+                # its state as the last owner committed it, wherever that ran
+                self.restored[key] = changelogs.restore(
+                    key, store, logs.get(changelogs.topic(part.topic))
+                )
                 # Resume from the offset committed with the state, not the group's,
                 # if it is an offset in this log.
                 stored = resume_offset(self.stage.name, store, part, logs.get(part.topic))
@@ -543,6 +570,7 @@ class StageRunner:
         self.assignment -= {(p.topic, p.partition) for p in partitions}
         for part in partitions:
             self.contiguous.forget(part.topic, part.partition)
+            self.stage.revoked((part.topic, part.partition))
         for part in partitions:
             store = self.stores.pop((part.topic, part.partition), None)
             if store:
@@ -728,20 +756,42 @@ class StageRunner:
                 f"{self.stage.name}: {remaining} outputs not acknowledged, "
                 f"errors: {errors[:5]}; not committing, the batch will be replayed"
             )
-        for tp, offset in next_offsets.items():
-            store = self.stores.get(tp)
-            if store is not None:
-                store.commit(offset)
+        if self.changelogs is not None:
+            self._commit_state(self.changelogs, next_offsets)
         if next_offsets:
             self.consumer.commit(
                 offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
                 asynchronous=True,
             )
-        if not next_offsets and self.stage.stateful:
-            for store in self.stores.values():  # timer-only outputs (ticks)
+
+    def _commit_state(
+        self, changelogs: Changelogs, next_offsets: dict[TopicPartitionKey, int]
+    ) -> None:
+        """Changelog first (acknowledged), then each store with its next offset and the
+        changelog position; a partition without new input commits its timers' changes
+        (ticks, erasures) at the offset it had."""
+        todo: dict[TopicPartitionKey, int] = {}
+        for tp, store in self.stores.items():
+            offset = next_offsets.get(tp)
+            if offset is None and store.has_changes():
                 offset = store.next_offset()
-                if offset is not None:
-                    store.commit(offset)
+            if offset is not None:
+                todo[tp] = offset
+        if not todo:
+            return
+        positions: dict[TopicPartitionKey, int] = {}
+        try:
+            for tp, offset in todo.items():
+                store = self.stores[tp]
+                changelogs.produce(tp, store.changes(), offset, store.log_id(), positions)
+            changelogs.flush()
+        except BaseException:
+            for store in self.stores.values():
+                store.rollback()
+            raise
+        for tp, offset in todo.items():
+            clog = self.logs.get(changelogs.topic(tp[0]))
+            self.stores[tp].commit(offset, changelog=(clog, positions[tp]))
 
     def close(self) -> None:
         try:

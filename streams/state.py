@@ -4,8 +4,12 @@ One SQLite file per input partition (``<state_dir>/<stage>/<topic>-<partition>.s
 holds the stage's keyed state and the next input offset to read. A batch's
 state changes and its offset are written in one transaction, so after a crash
 (kill -9 included) the state matches exactly the input it has seen: replayed
-records are applied once. Whoever is assigned the partition next (this process
-after a restart, or another worker after a rebalance) opens the same file.
+records are applied once.
+
+The file is a cache of the partition's changelog topic (``streams.changelog``):
+every change is also written there, acknowledged before the file commits, so a
+worker that is assigned the partition without the file (another pod, an empty
+volume) rebuilds it from the changelog before it processes.
 
 Values are JSON (orjson); reads are cached in memory, writes are buffered
 until ``commit``.
@@ -14,12 +18,16 @@ until ``commit``.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 _MISSING = object()
+# changelog keys of the named integers (watermarks, erasures applied): no state key
+# starts with a NUL
+META_PREFIX = "\x00meta:"
 
 
 class StateRejected(ValueError):
@@ -50,6 +58,7 @@ class PartitionStore:
             CREATE INDEX IF NOT EXISTS kv_due ON kv(due) WHERE due IS NOT NULL;
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS log (id TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS changelog (log TEXT, next INTEGER NOT NULL);
         """)
         self._cache: dict[str, Any] = {}
         self._dirty: dict[str, tuple[Any, int | None] | None] = {}
@@ -124,6 +133,97 @@ class PartitionStore:
                 keys.add(key)
         return sorted(keys)[:limit]
 
+    def changes(self) -> list[tuple[bytes, bytes | None, int | None]]:
+        """What ``commit`` will write, as changelog entries: (key, value or None for a
+        deletion, due time), the named integers (``set_meta``) under ``META_PREFIX``.
+        Call after ``seal``."""
+        sealed = self._sealed
+        entries: list[tuple[bytes, bytes | None, int | None]] = [
+            (k.encode(), None, None)
+            if v is None
+            else (k.encode(), sealed.get(k) or orjson.dumps(v[0]), v[1])
+            for k, v in self._dirty.items()
+        ]
+        entries += [
+            (f"{META_PREFIX}{name}".encode(), str(value).encode(), None)
+            for name, value in self._dirty_meta.items()
+        ]
+        return entries
+
+    def has_changes(self) -> bool:
+        return bool(self._dirty or self._dirty_meta)
+
+    def changelog_position(self) -> tuple[str | None, int] | None:
+        """(changelog's log id, next changelog offset) this file holds everything
+        before; None if it was never written from or to a changelog."""
+        row = self._db.execute("SELECT log, next FROM changelog").fetchone()
+        return (row[0], int(row[1])) if row else None
+
+    def entries(self) -> Iterator[tuple[bytes, bytes | None, int | None]]:
+        """Everything the file holds, as changelog entries (to seed a new changelog)."""
+        for key, value, due in self._db.execute("SELECT key, value, due FROM kv ORDER BY key"):
+            yield key.encode(), bytes(value), due
+        for name, value in self._db.execute(
+            "SELECT name, value FROM meta WHERE name != 'next_offset' ORDER BY name"
+        ):
+            yield f"{META_PREFIX}{name}".encode(), str(value).encode(), None
+
+    def restore(
+        self,
+        entries: list[tuple[bytes, bytes | None, int | None]],
+        next_offset: int | None,
+        log_id: str | None,
+        changelog: tuple[str | None, int],
+        *,
+        clear: bool = False,
+    ) -> None:
+        """Apply changelog entries (``changes``' form) up to a checkpoint of the input
+        (``next_offset`` in log ``log_id``) and record the changelog position, in one
+        transaction; with ``clear``, what the file held is dropped first."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            if clear:
+                for table in ("kv", "meta", "log"):  # not executescript: it commits first
+                    db.execute(f"DELETE FROM {table}")
+            latest: dict[str, tuple[bytes, int | None] | None] = {}  # in changelog order
+            named: dict[str, int | None] = {}
+            for key, value, due in entries:
+                name = key.decode()
+                if name.startswith(META_PREFIX):
+                    named[name[len(META_PREFIX) :]] = None if value is None else int(value)
+                else:
+                    latest[name] = None if value is None else (value, due)
+            if next_offset is not None:
+                named["next_offset"] = next_offset
+            db.executemany(
+                "DELETE FROM meta WHERE name = ?", [(k,) for k, v in named.items() if v is None]
+            )
+            metas = [(k, v) for k, v in named.items() if v is not None]
+            db.executemany(
+                "DELETE FROM kv WHERE key = ?", [(k,) for k, v in latest.items() if v is None]
+            )
+            db.executemany(
+                "INSERT INTO kv(key, value, due) VALUES (?, ?, ?) ON CONFLICT(key) "
+                "DO UPDATE SET value = excluded.value, due = excluded.due",
+                [(k, v[0], v[1]) for k, v in latest.items() if v is not None],
+            )
+            db.executemany(
+                "INSERT INTO meta(name, value) VALUES (?, ?) ON CONFLICT(name) "
+                "DO UPDATE SET value = excluded.value",
+                metas,
+            )
+            if log_id is not None:
+                db.execute("DELETE FROM log")
+                db.execute("INSERT INTO log VALUES (?)", (log_id,))
+            db.execute("DELETE FROM changelog")
+            db.execute("INSERT INTO changelog VALUES (?, ?)", changelog)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._cache.clear()
+
     def next_offset(self) -> int | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = 'next_offset'").fetchone()
         return int(row[0]) if row else None
@@ -150,10 +250,15 @@ class PartitionStore:
         self._dirty_meta[name] = value
 
     def commit(
-        self, next_offset: int, meta: dict[str, int] | None = None, log_id: str | None = None
+        self,
+        next_offset: int,
+        meta: dict[str, int] | None = None,
+        log_id: str | None = None,
+        changelog: tuple[str | None, int] | None = None,
     ) -> None:
         """Write buffered changes and the next input offset (with ``log_id``, the log it
-        is an offset in) in one transaction."""
+        is an offset in) in one transaction; with ``changelog``, the position of the
+        changelog that now holds them too."""
         db = self._db
         db.execute("BEGIN")
         try:
@@ -182,6 +287,9 @@ class PartitionStore:
             if log_id is not None:
                 db.execute("DELETE FROM log")
                 db.execute("INSERT INTO log VALUES (?)", (log_id,))
+            if changelog is not None:
+                db.execute("DELETE FROM changelog")
+                db.execute("INSERT INTO changelog VALUES (?, ?)", changelog)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

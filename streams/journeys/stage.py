@@ -205,6 +205,11 @@ class JourneysStage(Stage):
         self._watermarks[tp] = watermark
         store.set_meta(WATERMARK, watermark)
 
+    def revoked(self, tp: TopicPartitionKey) -> None:
+        """The partition's watermark is read from its store again when it comes back."""
+        self._watermarks.pop(tp, None)
+        self._expiry_scanned.pop(tp, None)
+
     def _transfer(self, rec: dict[str, Any]) -> dict[str, Any]:
         """The moved state of a transfer record, checked before anything is applied."""
         try:
@@ -247,7 +252,9 @@ class JourneysStage(Stage):
         the normalise workers heard from in the last ``origin_timeout_ms``."""
         reports = store.get(SOURCES) or watermarks.new_reports()
         watermarks.forget_silent(reports, now_ms, self.origin_timeout_ms)
-        return watermarks.source_watermark(reports, self.source_partitions, self.lateness_ms)
+        return watermarks.source_watermark(
+            reports, self.source_partitions, self.lateness_ms, now_ms=now_ms
+        )
 
     def tick(self, tp: TopicPartitionKey, store: PartitionStore | None, ctx: BatchContext) -> None:
         """Publish journeys of released conversions and null paths of expired paths."""

@@ -16,7 +16,10 @@ raw partition:
 
 A worker not heard from for ``timeout_ms`` is forgotten (it stopped or was
 replaced); its partitions then hold the watermark back until their new owner
-reports them.
+reports them. Before that, a "caught up" older than ``caught_up_ttl_ms`` is
+not believed: it said nothing was left to read when it was sent, and a worker
+that has stopped reporting (killed, its partitions about to move) does not
+read what arrived since; its partitions count as behind at their progress.
 
 The furthest progress ever reported for a partition is remembered: it stays
 true when the partition changes hands (every record before it had its outputs
@@ -62,7 +65,11 @@ def forget_silent(reports: Reports, now_ms: int, timeout_ms: int) -> None:
 
 
 def source_watermark(
-    reports: Reports, all_partitions: set[str], lateness_ms: int = 0
+    reports: Reports,
+    all_partitions: set[str],
+    lateness_ms: int = 0,
+    now_ms: int | None = None,
+    caught_up_ttl_ms: int = 5_000,
 ) -> int | None:
     """Event time before which every raw source partition has been processed.
 
@@ -78,7 +85,9 @@ def source_watermark(
     furthest = reports["progress"]
     by_partition: dict[str, list[list]] = {pid: [] for pid in all_partitions}
     for report in reports["origins"].values():
+        stale = now_ms is not None and now_ms - report["heard"] > caught_up_ttl_ms
         for pid, (progress, caught_up) in report["parts"].items():
+            caught_up = caught_up and not stale
             known = furthest.get(pid)
             if progress is None or (known is not None and known > progress):
                 progress = known

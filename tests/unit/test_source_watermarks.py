@@ -145,3 +145,20 @@ def test_when_everything_is_caught_up_the_lateness_is_given_back():
     assert source_watermark(reports, {"t/0", "t/1"}, lateness_ms=60) == 960
     report(first_caught_up=False, now_ms=1)
     assert source_watermark(reports, {"t/0", "t/1"}, lateness_ms=60) == 500  # one is behind
+
+
+def test_a_caught_up_from_a_worker_that_went_silent_is_not_believed():
+    # w2 was killed right after saying clicks/1 is caught up: records that arrive
+    # there afterwards are not read until its successor reports, so after the TTL
+    # clicks/1 counts as behind at its progress
+    reports = new_reports()
+    w1 = [part(CLICKS, 0, 800, True), part(ORDERS, 0, 900, True)]
+    record_report(reports, "w1", w1, now_ms=3_000)
+    record_report(reports, "w2", [part(CLICKS, 1, 600, True)], now_ms=0)
+    assert source_watermark(reports, ALL, now_ms=4_000) == 900
+    assert source_watermark(reports, ALL, now_ms=6_000) == 600
+    # the successor reports it caught up again: believed
+    record_report(reports, "w3", [part(CLICKS, 1, 650, True)], now_ms=11_000)
+    record_report(reports, "w1", w1, now_ms=11_000)
+    forget_silent(reports, 11_000, timeout_ms=10_000)
+    assert source_watermark(reports, ALL, now_ms=11_000) == 900

@@ -1,0 +1,301 @@
+"""State changelogs: a stateful stage's state follows its partition to any worker.
+
+Every change a partition's store commits (``PartitionStore.changes``) is also a
+record of the partition's changelog topic (``schemas/topics/state-changelogs.yaml``):
+key = state key, value = its JSON (None deletes it), the due time in a header;
+after a batch's changes, a checkpoint record carries the input offset (and the
+input's log id) the state is complete up to. The runner commits in a fixed
+order: outputs acknowledged → changelog acknowledged → store + offset.
+
+A worker assigned a partition reads its changelog from the position its local
+file holds (from the beginning without one) to the end and applies every
+change a checkpoint completes; changes after the last checkpoint are a batch
+whose commit did not finish (its input is processed again), so they are not
+applied and the keys they touched are written again with the restored values,
+which makes them harmless to any later restore. A local file that holds state
+its changelog lacks (a changelog created after the state, or a broker that lost
+its log) is written to the changelog whole.
+
+Guarantee: a restored store equals the one that committed the checkpoint it
+resumes from, so the input is read on from that checkpoint, never from 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams import metrics
+from streams.catalog import Catalog, ChangelogSpec
+from streams.errors import FatalError, Retriable
+from streams.kafka import consumer_config
+from streams.settings import Settings
+from streams.state import PartitionStore
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KEY = b"\x00checkpoint"
+DUE_HEADER = "due"
+RESTORE_CHUNK = 50_000  # changes applied per store transaction while restoring
+Entry = tuple[bytes, bytes | None, int | None]  # key, value (None: deleted), due time
+
+
+@dataclass
+class Restored:
+    """What restoring one partition did."""
+
+    records: int = 0  # changelog records read
+    applied: int = 0  # changes a checkpoint completed, applied to the store
+    rewritten: int = 0  # keys written again: an unfinished commit's, or a seeded store's
+    seconds: float = 0.0
+    next_offset: int | None = None  # the input offset the restored state resumes from
+
+
+class Changelogs:
+    """The changelog topics of one stage: created, written at commit, read at assignment."""
+
+    def __init__(
+        self,
+        stage: str,
+        inputs: Iterable[str],
+        catalog: Catalog,
+        settings: Settings,
+        bootstrap: str,
+        producer: Producer,
+    ) -> None:
+        self.stage = stage
+        self.specs: dict[str, ChangelogSpec] = {t: catalog.changelog(stage, t) for t in inputs}
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.producer = producer
+        self._errors: list[str] = []
+
+    def topic(self, input_topic: str) -> str:
+        return self.specs[input_topic].name
+
+    def ensure_topics(self, timeout_s: float = 30.0) -> None:
+        """Create the changelog topics that do not exist yet, each with its input's
+        partition count (partition N's state in partition N)."""
+        admin = AdminClient(self.settings.kafka.confluent_config(self.bootstrap))
+        meta = admin.list_topics(timeout=timeout_s).topics
+        todo = [
+            NewTopic(
+                spec.name,
+                num_partitions=len(meta[topic].partitions),
+                replication_factor=self.settings.kafka.replication_factor,
+                config={
+                    "cleanup.policy": spec.cleanup_policy,
+                    "retention.ms": str(spec.retention_ms),
+                },
+            )
+            for topic, spec in self.specs.items()
+            if spec.name not in meta and topic in meta
+        ]
+        if not todo:
+            return
+        for name, future in admin.create_topics(todo, request_timeout=timeout_s).items():
+            try:
+                future.result(timeout=timeout_s)
+                log.info("%s: created changelog %s", self.stage, name)
+            except Exception as exc:  # KafkaException: raced with another worker
+                err = exc.args[0] if exc.args else None
+                if getattr(err, "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+                    continue
+                raise Retriable(f"creating changelog {name}: {exc}") from exc
+
+    # -- writing --------------------------------------------------------------------------
+    def produce(
+        self,
+        tp: tuple[str, int],
+        entries: Iterable[Entry],
+        next_offset: int,
+        log_id: str | None,
+        positions: dict[tuple[str, int], int],
+    ) -> None:
+        """Queue ``entries`` and a checkpoint (``next_offset`` of ``log_id``) on the
+        changelog partition of ``tp``; the checkpoint's delivery sets ``positions[tp]``
+        to the changelog offset after it. ``flush`` waits for them."""
+        topic, partition = self.topic(tp[0]), tp[1]
+        for key, value, due in entries:
+            headers = [(DUE_HEADER, str(due).encode())] if due is not None else None
+            self._send(topic, partition, key, value, headers, self._delivered)
+
+        def checkpointed(err: KafkaError | None, msg: Message) -> None:
+            if err is None:
+                positions[tp] = msg.offset() + 1
+            else:
+                self._errors.append(f"{msg.topic()}: {err}")
+
+        marker = orjson.dumps({"next_offset": next_offset, "log": log_id})
+        self._send(topic, partition, CHECKPOINT_KEY, marker, None, checkpointed)
+
+    def _send(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
+        on_delivery: Callable[[KafkaError | None, Message], None],
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value, key, partition=partition, headers=headers, on_delivery=on_delivery
+                )
+                return
+            except BufferError:  # local queue full: let deliveries drain
+                self.producer.poll(0.05)
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._errors.append(f"{msg.topic()}: {err}")
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        """Wait for every queued changelog record; FatalError if one was not acknowledged
+        (the stores must not commit: the batch is processed again)."""
+        remaining = self.producer.flush(timeout_s)
+        if remaining or self._errors:
+            errors, self._errors = self._errors, []
+            raise FatalError(
+                f"{self.stage}: {remaining} changelog records not acknowledged, "
+                f"errors: {errors[:5]}; not committing, the batch will be replayed"
+            )
+
+    # -- restoring ------------------------------------------------------------------------
+    def restore(
+        self, tp: tuple[str, int], store: PartitionStore, changelog_log: str | None
+    ) -> Restored:
+        """Bring ``store`` up to the last checkpoint of ``tp``'s changelog (whose log id is
+        ``changelog_log``, None if the broker could not say), see the module docstring."""
+        started = time.monotonic()
+        done = Restored()
+        topic = self.topic(tp[0])
+        held = store.changelog_position()
+        # read from the file's position if it is one in this changelog, else all of it
+        known = held is not None and (changelog_log is None or held[0] in (None, changelog_log))
+        start = held[1] if known and held is not None else 0
+        clear = not known  # the changelog, not the file, says what the state is
+        chunk: list[Entry] = []
+        tail: list[Entry] = []  # changes after the last checkpoint
+        checkpoint: dict | None = None
+        position = start
+        for msg in self._read(topic, tp[1], start):
+            done.records += 1
+            if msg.key() == CHECKPOINT_KEY:
+                checkpoint = orjson.loads(msg.value())
+                chunk += tail
+                tail = []
+                position = msg.offset() + 1
+                if len(chunk) >= RESTORE_CHUNK:
+                    self._apply(store, chunk, checkpoint, changelog_log, position, clear, done)
+                    chunk, clear = [], False
+                continue
+            due = dict(msg.headers() or ()).get(DUE_HEADER)
+            tail.append((msg.key(), msg.value(), int(due) if due is not None else None))
+        if checkpoint is not None and (chunk or clear or position != start):
+            self._apply(store, chunk, checkpoint, changelog_log, position, clear, done)
+        elif checkpoint is None and clear and store.next_offset() is not None:
+            # state the changelog does not have: the changelog gets all of it
+            done.rewritten = self._rewrite(tp, store, store.entries(), changelog_log)
+        if tail:  # an unfinished commit's changes: overwrite them with what was restored
+            keys = {key for key, _, _ in tail}
+            done.rewritten += self._rewrite(
+                tp, store, (e for e in store.entries() if e[0] in keys), changelog_log, keys
+            )
+        done.seconds = time.monotonic() - started
+        done.next_offset = store.next_offset()
+        if done.records:
+            metrics.STATE_RESTORED.labels(self.stage).inc(done.applied)
+            log.info(
+                "%s: restored %s/%d from %s@%d: %d records, %d changes applied, %d keys "
+                "rewritten, in %.2f s; input resumes at %s",
+                self.stage,
+                tp[0],
+                tp[1],
+                topic,
+                start,
+                done.records,
+                done.applied,
+                done.rewritten,
+                done.seconds,
+                done.next_offset,
+            )
+        return done
+
+    def _apply(
+        self,
+        store: PartitionStore,
+        chunk: list[Entry],
+        checkpoint: dict,
+        changelog_log: str | None,
+        position: int,
+        clear: bool,
+        done: Restored,
+    ) -> None:
+        store.restore(
+            chunk,
+            checkpoint["next_offset"],
+            checkpoint.get("log"),
+            (changelog_log, position),
+            clear=clear,
+        )
+        done.applied += len(chunk)
+
+    def _rewrite(
+        self,
+        tp: tuple[str, int],
+        store: PartitionStore,
+        entries: Iterable[Entry],
+        changelog_log: str | None,
+        deleted: set[bytes] | None = None,
+    ) -> int:
+        """Write ``entries`` (and, for the keys in ``deleted`` the store lacks, deletions)
+        with a checkpoint of the store's offset; record the changelog position."""
+        entries = list(entries)
+        if deleted:
+            present = {key for key, _, _ in entries}
+            entries += [(key, None, None) for key in sorted(deleted - present)]
+        positions: dict[tuple[str, int], int] = {}
+        next_offset = store.next_offset()
+        self.produce(tp, entries, next_offset or 0, store.log_id(), positions)
+        self.flush()
+        store.restore([], next_offset, None, (changelog_log, positions[tp]))
+        return len(entries)
+
+    def _read(self, topic: str, partition: int, start: int) -> Iterable[Message]:
+        """The records of one changelog partition from ``start`` to its end (the
+        consumer's end-of-partition event: the embedded broker's high watermark is
+        short by its last batch, but a fetch position past it means all was read)."""
+        consumer = Consumer(
+            consumer_config(
+                f"journeybus-restore-{uuid.uuid4().hex[:12]}",
+                self.settings,
+                self.bootstrap,
+                **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
+            )
+        )
+        try:
+            consumer.assign([TopicPartition(topic, partition, start)])
+            deadline = time.monotonic() + self.settings.kafka.restore_timeout_s
+            while time.monotonic() < deadline:
+                for msg in consumer.consume(10_000, timeout=0.5):
+                    err = msg.error()
+                    if err is None:
+                        yield msg
+                    elif err.code() == KafkaError._PARTITION_EOF:
+                        return
+                    elif err.fatal():
+                        raise FatalError(f"{self.stage}: restoring {topic}: {err}")
+                    else:
+                        log.warning("%s: restoring %s: %s", self.stage, topic, err)
+            raise Retriable(f"{self.stage}: restoring {topic}/{partition} did not reach its end")
+        finally:
+            consumer.close()
