@@ -25,17 +25,25 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
+
+from confluent_kafka import Message
 
 from connectors.settings import ConnectorSettings
 from streams import metrics
 from streams.broker import resolve_bootstrap
-from streams.errors import InvalidRecord, Retriable
+from streams.codec import Codec, make_codec
+from streams.deadletter import DeadLetterPolicy
+from streams.erasure.logic import ErasureList
+from streams.errors import FatalError, InvalidRecord, Retriable
+from streams.health import serve_health
 from streams.kafka import log_ids
 from streams.settings import Settings, get_settings
+from streams.stage import BatchContext, Output, run_sink
 
 log = logging.getLogger(__name__)
 
@@ -228,17 +236,93 @@ class PollingSource(Source[S]):
 
 
 class Sink(Connector[S]):
-    """A connector that writes topics to an outside system.
+    """A connector that writes topics to an outside system, on the stages' runner.
 
-    Lifecycle: ``setup`` (open, create tables) → ``write`` batches of consumed
-    messages, each made durable together with its offsets (or, for an
-    at-least-once sink, before the offsets are committed) → ``close``. ``run``
-    consumes until stopped. Records that cannot be decoded or written go to the
-    topic's ``.dlq``. Sinks state their delivery guarantee in their docstring
-    (the DuckDB sink: exactly once into tables) and pass ``SinkContract``.
+    Lifecycle: ``setup`` (open, create tables) → ``prepare`` each batch the
+    runner consumed (decode; what cannot be decoded is dead-lettered through the
+    batch context) → ``write`` it with the batch's next offsets, in one
+    transaction of the outside system (or, for an at-least-once sink, before the
+    offsets are committed) → ``close``. ``run`` hands the sink to the runner
+    (``streams.stage.run_sink``), which owns the consumer, the resume from
+    ``stored_offsets``, dead letters (produced and acknowledged before ``write``),
+    the dead-letter rate, erasure requests, lag, metrics and readiness. Sinks
+    state their delivery guarantee in their docstring (the DuckDB sink: exactly
+    once into tables) and pass ``SinkContract``.
     """
 
     kind: ClassVar[str] = "sink"
+    #: how long the runner gathers a batch before handing it over (and while a write
+    #: is still in flight)
+    linger_ms: float = 0.0
+    #: the most records in one batch
+    max_batch: int = 2000
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        bootstrap: str | None = None,
+        conf: S | None = None,
+    ) -> None:
+        super().__init__(settings, bootstrap, conf)
+        # the runner's, once bound (``bind``); these serve a sink driven without one
+        self.erasures = ErasureList()
+        self.policy = DeadLetterPolicy(self.stage_name)
+        self.erasures.on_request.append(self.on_erasure)
+
+    @property
+    def stage_name(self) -> str:
+        """Its name on the runner: metrics, dead letters, readiness."""
+        return f"{self.name}-sink"
+
+    def bind(
+        self,
+        erasures: ErasureList,
+        policy: DeadLetterPolicy,
+        publish: Callable[[list[Output]], None],
+    ) -> None:
+        """Take the runner's erasure requests, dead-letter policy and producer."""
+        self.erasures, self.policy, self.publish = erasures, policy, publish
+
+    def publish(self, outputs: list[Output]) -> None:
+        """Produce dead letters found while writing and wait for the broker (bound to
+        the runner's producer by ``bind``)."""
+        raise FatalError(f"{self.name}: not bound to a runner; cannot publish dead letters")
+
+    def write_now(self, batch: list[Message]) -> None:
+        """Prepare, publish the dead letters, write with the batch's offsets and wait: the
+        runner's steps for one batch, for a sink driven without one (tests, tools)."""
+        ctx = BatchContext(self.stage_name, self.policy, int(time.time() * 1000))
+        prepared = self.prepare(batch, ctx)
+        self.publish(ctx.outputs)
+        offsets = {(m.topic(), m.partition()): m.offset() + 1 for m in batch}
+        self.write(prepared, offsets, {})
+        self.wait_written()
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume and write until ``stop`` is set (on the runner)."""
+        bootstrap = self.bootstrap or resolve_bootstrap(self.settings)
+        port = self.settings.metrics.port
+
+        def serve(ready: Callable[[], tuple[bool, str]]) -> None:
+            if self.serves_health and port is not None:
+                serve_health(port, ready, self.settings.metrics.host)
+
+        run_sink(
+            self,
+            self.stage_name,
+            stop,
+            self.settings,
+            bootstrap,
+            self.codec,
+            group_id=self.conf.group_id,
+            max_batch=self.max_batch,
+            linger_ms=self.linger_ms,
+            serve=serve,
+        )
+
+    @property
+    def codec(self) -> Codec:
+        return make_codec(self.settings)
 
     @abstractmethod
     def topics(self) -> list[str]:
@@ -246,11 +330,40 @@ class Sink(Connector[S]):
 
     @abstractmethod
     def setup(self) -> None:
-        """Open the outside system, create or evolve what the records go into."""
+        """Open the outside system, create or evolve what the records go into (called
+        again harmlessly)."""
 
     @abstractmethod
-    def write(self, batch: list[Any]) -> int:
-        """Write a batch of consumed messages durably; how many rows were written."""
+    def stored_offsets(self) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """Per partition written: the next offset and the log it is an offset in
+        (``streams.kafka.log_ids``), as stored with the rows."""
+
+    @abstractmethod
+    def store_offsets(self, offsets: dict[tuple[str, int], int], logs: dict[str, str]) -> None:
+        """Store offsets alone (a log that changed is read from its beginning)."""
+
+    @abstractmethod
+    def prepare(self, batch: list[Message], ctx: BatchContext) -> Any:
+        """Turn a batch into what ``write`` writes; ``ctx.dead_letter`` what cannot be."""
+
+    @abstractmethod
+    def write(
+        self, prepared: Any, offsets: dict[tuple[str, int], int], logs: dict[str, str]
+    ) -> None:
+        """Write a prepared batch and ``offsets`` durably, in one transaction."""
+
+    def writing(self) -> bool:
+        """Whether a write is still in flight (a sink that writes in the background)."""
+        return False
+
+    def wait_written(self) -> None:
+        """Wait for the write in flight; raises what it raised."""
+
+    def idle(self) -> None:
+        """Between batches, when nothing arrived (maintenance)."""
+
+    def on_erasure(self, request: dict[str, Any]) -> None:
+        """A new erasure request: keep the customer's rows out from now on."""
 
     @abstractmethod
     def close(self) -> None:

@@ -31,18 +31,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     KafkaError,
+    KafkaException,
     Message,
+    Producer,
     TopicPartition,
 )
 
@@ -60,6 +62,7 @@ from streams.errors import (
     FatalError,
     InvalidRecord,
     OutputRejected,
+    Retriable,
     internal_error,
     is_record_fault,
 )
@@ -218,6 +221,10 @@ class Stage:
         publish progress; ``caught_up()`` names the partitions with nothing left to
         read); default: nothing."""
 
+    def ready(self) -> tuple[bool, str]:
+        """For ``/ready``, besides the runner's own checks; default: ready."""
+        return True, "ok"
+
     def revoked(self, tp: TopicPartitionKey) -> None:
         """Forget what this process holds in memory about a partition it gave up (another
         worker may own it, and change its state, before it comes back); default: nothing."""
@@ -234,6 +241,74 @@ class Stage:
         if self.erasure_input is not None:
             self.erasure_input.close()
             self.erasure_input = None
+
+
+class BatchSink(Protocol):
+    """What the runner needs of a sink (``connectors.base.Sink`` implements it): it
+    writes each batch, with the batch's input offsets, in one transaction of its own
+    system, and resumes from the offsets stored there (exactly once into it)."""
+
+    def topics(self) -> list[str]: ...
+
+    def setup(self) -> None: ...
+
+    def bind(
+        self,
+        erasures: ErasureList,
+        policy: DeadLetterPolicy,
+        publish: Callable[[list[Output]], None],
+    ) -> None: ...
+
+    def stored_offsets(self) -> dict[TopicPartitionKey, tuple[int, str | None]]: ...
+
+    def store_offsets(
+        self, offsets: dict[TopicPartitionKey, int], logs: dict[str, str]
+    ) -> None: ...
+
+    def prepare(self, batch: list[Message], ctx: BatchContext) -> Any: ...
+
+    def write(
+        self, prepared: Any, offsets: dict[TopicPartitionKey, int], logs: dict[str, str]
+    ) -> None: ...
+
+    def writing(self) -> bool: ...
+
+    def wait_written(self) -> None: ...
+
+    def idle(self) -> None: ...
+
+    def on_erasure(self, request: dict[str, Any]) -> None: ...
+
+    def ready(self) -> tuple[bool, str]: ...
+
+    def close(self) -> None: ...
+
+
+class SinkStage(Stage):
+    """A sink on the runner: the runner consumes, hands each batch to ``prepare``
+    (decoding; dead letters through the batch context), produces the dead letters
+    and waits for their acknowledgement, then calls ``write`` with the batch's next
+    offsets (rows and offsets in one transaction of the sink's system). The
+    offsets it resumes from are the ones the sink stored, never the group's.
+    Between batches, ``idle`` (e.g. publishing a read snapshot)."""
+
+    def __init__(self, sink: BatchSink, name: str, linger_ms: float = 0.0) -> None:
+        self.sink = sink
+        self.name = name
+        self.inputs = tuple(sink.topics())
+        self.linger_ms = linger_ms  # gather a batch this long (and while a write is in flight)
+
+    def on_erasure(self, request: dict[str, Any]) -> None:
+        self.sink.on_erasure(request)
+
+    def ready(self) -> tuple[bool, str]:
+        return self.sink.ready()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.sink.close()
 
 
 class RecordProcessor:
@@ -516,13 +591,13 @@ class StageRunner:
         self.broker = BrokerWatch()  # reachable? from its clients' statistics
         self.contiguous = Contiguous(stage.name)  # records handed on in order, no holes
         self.changelogs: Changelogs | None = None
+        self.sink: BatchSink | None = stage.sink if isinstance(stage, SinkStage) else None
         self.logs: dict[str, str] = {}  # log ids of the inputs and changelogs, at assignment
         self.restored: dict[TopicPartitionKey, Restored] = {}  # the last restore of each
         if stage.stateful:
             self.changelogs = Changelogs(
                 stage.name, stage.inputs, codec.catalog, settings, bootstrap, self.producer
             )
-            self.changelogs.ensure_topics()
 
     # -- assignment ----------------------------------------------------------------
     def _store_path(self, tp: TopicPartitionKey) -> Path:
@@ -557,14 +632,48 @@ class StageRunner:
                 if stored is not None:
                     self.contiguous.expect(part.topic, part.partition, stored)
             consumer.assign(partitions)
+        elif self.sink is not None:
+            self._resume_sink(self.sink, consumer, partitions)
         metrics.ASSIGNED_PARTITIONS.labels(self.stage.name).set(
-            len(consumer.assignment()) if not self.stage.stateful else len(self.stores)
+            len(self.stores) if self.stage.stateful else len(self.assignment)
         )
         log.info(
             "%s assigned %s",
             self.stage.name,
             [f"{p.topic}/{p.partition}@{p.offset}" for p in partitions],
         )
+
+    def _resume_sink(
+        self, sink: BatchSink, consumer: Consumer, partitions: list[TopicPartition]
+    ) -> None:
+        """Resume each partition from the offset the sink stored with its rows, if it is
+        an offset in the log the broker has now (``streams.kafka.resume_from``); a log
+        that changed is read from its beginning, the rows kept, recorded at once."""
+        sink.wait_written()  # the stored offsets must include the write in flight
+        self.logs.update(
+            log_ids(self.settings, self.bootstrap, list(self.stage.inputs), self.stage.name)
+        )
+        stored = sink.stored_offsets()
+        rewrites: dict[TopicPartitionKey, int] = {}
+        for part in partitions:
+            key = (part.topic, part.partition)
+            offset, known = stored.get(key, (None, None))
+            offset, rewrite = resume_partition(
+                self.stage.name,
+                part.topic,
+                part.partition,
+                offset,
+                known,
+                self.logs.get(part.topic),
+            )
+            if rewrite:  # only for a log the broker named
+                rewrites[key] = offset or 0
+            part.offset = offset if offset is not None else OFFSET_BEGINNING
+            if offset is not None:
+                self.contiguous.expect(part.topic, part.partition, offset)
+        if rewrites:
+            sink.store_offsets(rewrites, self.logs)
+        consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assignment -= {(p.topic, p.partition) for p in partitions}
@@ -582,19 +691,33 @@ class StageRunner:
         """Process batches until ``stop`` is set, or until the dead-letter rate halts the
         stage: then it stays halted (``halted`` says why; ``/ready`` reports it) and the
         other stages of the process go on. Other errors end the process."""
-        self.consumer.subscribe(
-            list(self.stage.inputs),
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
-        )
         try:
+            if self.changelogs is not None and not self._ensure_changelogs(self.changelogs, stop):
+                return  # stopped before the broker answered
+            self.consumer.subscribe(
+                list(self.stage.inputs),
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
             while not stop.is_set():
                 self.run_once()
         except DeadLetterRateExceeded as exc:
             self.halted = str(exc)  # logged by the policy; nothing of the batch committed
         finally:
             self.close()
+
+    def _ensure_changelogs(self, changelogs: Changelogs, stop: threading.Event) -> bool:
+        """Create the stage's changelog topics, waiting for a broker that is not there
+        (yet); False if stopped first."""
+        while not stop.is_set():
+            try:
+                changelogs.ensure_topics()
+                return True
+            except (KafkaException, Retriable) as exc:
+                log.warning("%s: changelog topics: %s; retrying", self.stage.name, exc)
+                stop.wait(1.0)
+        return False
 
     def run_once(self) -> int:
         """Consume, process, produce and commit one batch; returns its size."""
@@ -605,7 +728,16 @@ class StageRunner:
         ctx = self._context()
         next_offsets: dict[TopicPartitionKey, int] = {}
         erased = False
-        if batch:
+        prepared: Any = None
+        if batch and self.sink is not None:
+            for msg in batch:
+                next_offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+            for topic, count in Counter(m.topic() for m in batch).items():
+                metrics.EVENTS_IN.labels(self.stage.name, topic).inc(count)
+            prepared = self.sink.prepare(batch, ctx)
+            ctx.outcomes += [True] * (len(batch) - len(ctx.outcomes))  # the rest were fine
+            ctx.settle()
+        elif batch:
             by_partition: dict[TopicPartitionKey, list[Message]] = defaultdict(list)
             for msg in batch:
                 by_partition[(msg.topic(), msg.partition())].append(msg)
@@ -618,13 +750,15 @@ class StageRunner:
                     continue  # revoked while consuming; the new owner replays it
                 self.records.process_partition(tp, msgs, store, ctx)
                 next_offsets[tp] = msgs[-1].offset() + 1
+        elif self.sink is not None:
+            self.sink.idle()
         elif self.stores and time.monotonic() - self._last_tick > 1.0:
             self._last_tick = time.monotonic()
             for tp, store in list(self.stores.items()):
                 erased |= self.records.tick_idle(tp, store, ctx)
         self.stage.after_batch(ctx, self.assignment, self.caught_up)
         if batch or ctx.outputs or erased:
-            self._produce_and_commit(ctx, next_offsets)
+            self._produce_and_commit(ctx, next_offsets, prepared)
         if batch:
             metrics.BATCH_SIZE.labels(self.stage.name).observe(len(batch))
             metrics.BATCH_SECONDS.labels(self.stage.name).observe(time.perf_counter() - started)
@@ -646,12 +780,34 @@ class StageRunner:
         while a batch is processed, so batches still grow with the rate.
         """
         messages = self.consumer.consume(self.max_batch, timeout=0)
-        if messages:
-            return messages
-        first = self.consumer.poll(self.poll_timeout_s)
-        if first is None:
-            return []
-        return [first, *self.consumer.consume(self.max_batch - 1, timeout=0)]
+        if not messages:
+            first = self.consumer.poll(self.poll_timeout_s)
+            if first is None:
+                return []
+            messages = [first, *self.consumer.consume(self.max_batch - 1, timeout=0)]
+        linger_ms = getattr(self.stage, "linger_ms", 0.0)
+        if linger_ms and self.sink is not None:
+            messages += self._linger(self.sink, linger_ms, self.max_batch - len(messages))
+        return messages
+
+    def _linger(self, sink: BatchSink, linger_ms: float, room: int) -> list[Message]:
+        """More records for a sink's batch: until ``linger_ms`` passed and its previous
+        write has finished, or the batch is full. Records that arrive while a write is
+        in flight would wait for it anyway; taking them makes batches grow under load,
+        and a write's cost is mostly per statement, not per row."""
+        deadline = time.monotonic() + linger_ms / 1000
+        more: list[Message] = []
+        while len(more) < room:
+            left = deadline - time.monotonic()
+            if left <= 0 and not sink.writing():
+                break
+            got = self.consumer.consume(
+                min(5000, room - len(more)), timeout=min(left, 0.05) if left > 0 else 0.01
+            )
+            if not got and left <= 0:
+                continue  # the write in flight: wait for it, gathering
+            more += got
+        return more
 
     def _on_stats(self, text: str) -> None:
         """librdkafka statistics: records prefetched per partition, consumer lag."""
@@ -712,41 +868,10 @@ class StageRunner:
         if err is not None:
             self._delivery_errors.append(f"{msg.topic()}: {err}")
 
-    def _produce_and_commit(
-        self, ctx: BatchContext, next_offsets: dict[TopicPartitionKey, int]
-    ) -> None:
-        by_topic: dict[str, list[Output]] = defaultdict(list)
-        for out in ctx.outputs:
-            by_topic[out.topic].append(out)
-        produce = self.producer.produce
-        for topic, outs in by_topic.items():
-            codec = self.codec.for_topic(topic)
-            for out in outs:
-                # outputs of records are encoded already; after_batch's are not
-                value = out.value if out.value is not None else codec.encode(out.record)
-                if out.dead is not None:
-                    metrics.DEAD_LETTERS.labels(self.stage.name, topic, out.dead).inc()
-                while True:
-                    try:
-                        if out.partition is None:
-                            produce(
-                                topic,
-                                value,
-                                out.key.encode() if out.key else None,
-                                on_delivery=self._delivered,
-                            )
-                        else:
-                            produce(
-                                topic,
-                                value,
-                                out.key.encode() if out.key else None,
-                                partition=out.partition,
-                                on_delivery=self._delivered,
-                            )
-                        break
-                    except BufferError:  # local queue full: let deliveries drain
-                        self.producer.poll(0.05)
-            metrics.EVENTS_OUT.labels(self.stage.name, topic).inc(len(outs))
+    def publish(self, outputs: list[Output]) -> None:
+        """Produce ``outputs`` and wait for the broker's acknowledgement of every one;
+        FatalError if one was refused (nothing may commit: the batch is replayed)."""
+        produce_outputs(self.producer, self.codec, outputs, self.stage.name, self._delivered)
         remaining = self.producer.flush(60)
         if remaining or self._delivery_errors:
             errors, self._delivery_errors = self._delivery_errors, []
@@ -756,8 +881,15 @@ class StageRunner:
                 f"{self.stage.name}: {remaining} outputs not acknowledged, "
                 f"errors: {errors[:5]}; not committing, the batch will be replayed"
             )
+
+    def _produce_and_commit(
+        self, ctx: BatchContext, next_offsets: dict[TopicPartitionKey, int], prepared: Any = None
+    ) -> None:
+        self.publish(ctx.outputs)
         if self.changelogs is not None:
             self._commit_state(self.changelogs, next_offsets)
+        if self.sink is not None and prepared is not None:
+            self.sink.write(prepared, next_offsets, self.logs)  # rows + offsets, one transaction
         if next_offsets:
             self.consumer.commit(
                 offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
@@ -804,6 +936,37 @@ class StageRunner:
             self.stores.clear()
 
 
+def produce_outputs(
+    producer: Producer,
+    codec: Codec,
+    outputs: list[Output],
+    owner: str,
+    on_delivery: Callable[[KafkaError | None, Message], None],
+) -> None:
+    """Queue ``outputs`` on ``producer`` (encoded unless they are), counted as ``owner``'s
+    outputs and dead letters; the caller flushes and checks the deliveries."""
+    by_topic: dict[str, list[Output]] = defaultdict(list)
+    for out in outputs:
+        by_topic[out.topic].append(out)
+    produce = producer.produce
+    for topic, outs in by_topic.items():
+        topic_codec = codec.for_topic(topic)
+        for out in outs:
+            # outputs of records are encoded already; after_batch's are not
+            value = out.value if out.value is not None else topic_codec.encode(out.record)
+            if out.dead is not None:
+                metrics.DEAD_LETTERS.labels(owner, topic, out.dead).inc()
+            key = out.key.encode() if out.key else None
+            extra = {} if out.partition is None else {"partition": out.partition}
+            while True:
+                try:
+                    produce(topic, value, key, on_delivery=on_delivery, **extra)
+                    break
+                except BufferError:  # local queue full: let deliveries drain
+                    producer.poll(0.05)
+        metrics.EVENTS_OUT.labels(owner, topic).inc(len(outs))
+
+
 def resume_offset(
     owner: str, store: PartitionStore, part: TopicPartition, current: str | None
 ) -> int | None:
@@ -816,6 +979,55 @@ def resume_offset(
     if rewrite:  # only for a log the broker named (current is not None)
         store.start_log(current, offset or 0)
     return offset
+
+
+def runners_ready(runners: list[StageRunner]) -> tuple[bool, str]:
+    """For ``/ready``: ready when every runner has been assigned partitions and is
+    consuming, and its stage says it is ready; not while one is halted by its
+    dead-letter rate (the reason says why) or the broker is unreachable."""
+    halted = [f"{r.stage.name} halted: {r.halted}" for r in runners if r.halted]
+    if halted:
+        return False, "; ".join(halted)
+    if any(r.broker.up is False for r in runners):
+        return False, "broker unreachable"
+    for runner in runners:
+        ok, why = runner.stage.ready()
+        if not ok:
+            return False, f"{runner.stage.name}: {why}"
+    waiting = [r.stage.name for r in runners if not r.assigned]
+    if waiting:
+        return False, f"waiting for partition assignment: {', '.join(waiting)}"
+    return True, "ok"
+
+
+def run_sink(
+    sink: BatchSink,
+    name: str,
+    stop: threading.Event,
+    settings: Settings,
+    bootstrap: str,
+    codec: Codec,
+    *,
+    group_id: str,
+    max_batch: int,
+    linger_ms: float,
+    serve: Callable[[Callable[[], tuple[bool, str]]], None] | None = None,
+) -> StageRunner:
+    """Run ``sink`` on a runner until ``stop`` (see ``SinkStage``): every erasure request
+    read first, then batches. Halted by its dead-letter rate, it stays up, not ready,
+    until stopped (a restart would only read the same records). ``serve`` is handed
+    the readiness check (to serve /ready)."""
+    sink.setup()
+    stage = SinkStage(sink, name, linger_ms)
+    runner = StageRunner(stage, settings, bootstrap, codec, group_id=group_id, max_batch=max_batch)
+    sink.bind(stage.erasures, runner.policy, runner.publish)
+    stage.attach_erasures(codec, settings, bootstrap)  # after bind: the sink's filter sees them
+    if serve is not None:
+        serve(lambda: runners_ready([runner]))
+    runner.run(stop)
+    if runner.halted:
+        stop.wait()
+    return runner
 
 
 def run_stages(runners: Iterable[StageRunner], stop: threading.Event) -> None:

@@ -19,7 +19,7 @@ from streams.normalise.stage import NormaliseStage
 from streams.profiles.stage import ProfilesStage
 from streams.scoring.stage import ScoringStage
 from streams.settings import Settings, get_settings
-from streams.stage import Stage, StageRunner, run_stages
+from streams.stage import Stage, StageRunner, run_stages, runners_ready
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0  # the supervisor also SIGKILLs a child after 5 s
@@ -93,20 +93,6 @@ def run_worker(names: list[str] | None = None) -> None:
     stop = stop_on_signals()
     runners = build_runners(names or list(STAGES), settings, bootstrap)
     if settings.metrics.port is not None:
-        serve_health(settings.metrics.port, lambda: stages_ready(runners), settings.metrics.host)
+        serve_health(settings.metrics.port, lambda: runners_ready(runners), settings.metrics.host)
     log.info("worker running stages %s on %s", [r.stage.name for r in runners], bootstrap)
     run_stages(runners, stop)
-
-
-def stages_ready(runners: list[StageRunner]) -> tuple[bool, str]:
-    """Ready when every stage has been assigned partitions and is consuming; not
-    while one is halted by its dead-letter rate (the reason says why)."""
-    halted = [f"{r.stage.name} halted: {r.halted}" for r in runners if r.halted]
-    if halted:
-        return False, "; ".join(halted)
-    if any(r.broker.up is False for r in runners):
-        return False, "broker unreachable"
-    waiting = [r.stage.name for r in runners if not r.assigned]
-    if waiting:
-        return False, f"waiting for partition assignment: {', '.join(waiting)}"
-    return True, "ok"

@@ -17,8 +17,7 @@ from streams.codec import make_codec
 from streams.journeys.stage import JourneysStage
 from streams.normalise.stage import NormaliseStage
 from streams.settings import Settings
-from streams.stage import StageRunner
-from streams.worker import stages_ready
+from streams.stage import StageRunner, runners_ready
 from tests.polling import wait_until
 from tests.sinkhelpers import example, produce
 
@@ -191,7 +190,7 @@ def test_a_stage_whose_records_mostly_fail_halts_and_says_why(bus, tmp_path):
         assert wait_until(lambda: running.runner.halted is not None, 60)
         running.thread.join(timeout=30)
         assert not running.thread.is_alive()  # the stage stopped, the process did not
-        ready, reason = stages_ready([running.runner])
+        ready, reason = runners_ready([running.runner])
     finally:
         running.close()
     assert not ready

@@ -30,17 +30,16 @@ import os
 import shutil
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
+from confluent_kafka import Message
 from pydantic import SecretStr
 
 from connectors.base import Sink
@@ -62,24 +61,10 @@ from connectors.sinks.duckdb.written import WrittenKeys, key_values
 from streams import metrics
 from streams.catalog import Catalog, default_catalog
 from streams.codec import Codec, make_codec
-from streams.deadletter import (
-    DeadLetterPolicy,
-    DeadLetterRateExceeded,
-    dead_letter_for_message,
-    dead_letter_topic,
-)
-from streams.erasure.logic import ERASURE_TOPIC, ErasureList
+from streams.erasure.logic import ERASURE_TOPIC
 from streams.errors import FatalError, InvalidRecord, internal_error, is_record_fault
-from streams.kafka import (
-    BrokerWatch,
-    Contiguous,
-    log_ids,
-    make_consumer,
-    make_producer,
-    observe_lag,
-    resume_partition,
-)
 from streams.settings import Settings
+from streams.stage import BatchContext, Output
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +152,10 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
     settings_class = DuckDBSinkSettings
     serves_health = True
 
+    @property
+    def stage_name(self) -> str:
+        return "sink"  # the name its metrics, dead letters and dashboards have always had
+
     def __init__(
         self,
         settings: Settings | None = None,
@@ -177,7 +166,9 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
     ) -> None:
         super().__init__(settings, bootstrap, conf)
         self.catalog = catalog or default_catalog()
-        self.codec = codec or make_codec(self.settings, self.catalog)
+        self._codec = codec or make_codec(self.settings, self.catalog)
+        self.linger_ms = self.conf.batch_max_ms
+        self.max_batch = self.conf.batch_max_rows
         self.bootstrap = bootstrap
         self.tables = table_specs(self.catalog)
         self.by_topic: dict[str, list[TableSpec]] = defaultdict(list)
@@ -188,30 +179,29 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             self.conf.pii_direct, self.conf.pii_pseudonymous, self.conf.pii_salt.get_secret_value()
         )
         self.db: duckdb.DuckDBPyConnection | None = None
-        self.consumer = None
-        self.producer = None
         self._last_snapshot = 0.0
         self._copy_s = 0.0  # how long the last snapshot's file copy took
         self.written = WrittenKeys()  # keys each table may hold: new ones skip the delete
         self.rows_written = 0
-        self.assigned = False
         self._pending: Future | None = None
+        # Decoding the next batch overlaps with writing the previous one (polars and
+        # DuckDB both release the GIL); at most one write is in flight.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
         self._copy: threading.Thread | None = None
-        self.erasures = ErasureList()  # every erasure request, read whole (the filter)
-        self.erasure_input = None
         self._erased_table: pa.Table | None = None
-        self.policy = DeadLetterPolicy("sink")
-        self.broker = BrokerWatch()  # reachable? from its consumer's statistics
-        self.contiguous = Contiguous("sink")  # records written in order, never past a hole
         self._logs: dict[str, str] = {}  # topic -> the log it is now (streams.kafka.log_ids)
-        self._bootstrap = bootstrap or ""
         self._rewrite_due = False  # erasures applied since the database was last rewritten
         self._rewritten_at = 0.0
-        self.halted: str | None = None  # why the dead-letter rate halted the sink
+
+    @property
+    def codec(self) -> Codec:
+        return self._codec
 
     # -- lifecycle -------------------------------------------------------------------
     def setup(self) -> None:
-        """Open the database, create or evolve tables, create views."""
+        """Open the database, create or evolve tables, create views (once)."""
+        if self.db is not None:
+            return
         self.conf.database.parent.mkdir(parents=True, exist_ok=True)
         for stale in self._leftovers():  # copies a killed sink left: they may hold erased rows
             stale.unlink(missing_ok=True)
@@ -303,57 +293,29 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         ]
         table.columns = [c for name in order for c in table.columns if c.name == name]
 
-    def stored_offsets(self) -> dict[tuple[str, int], int]:
-        rows = self.db.execute("SELECT topic, partition, next_offset FROM _sink_offsets")
-        return {(t, p): o for t, p, o in rows.fetchall()}
-
-    def _stored_logs(self) -> dict[tuple[str, int], str | None]:
-        rows = self.db.execute("SELECT topic, partition, log_id FROM _sink_offsets")
-        return {(t, p): log_id for t, p, log_id in rows.fetchall()}
+    def stored_offsets(self) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """The next offset of every partition written, and the log it is an offset in."""
+        if self.db is None:
+            self.setup()
+        rows = self.db.execute("SELECT topic, partition, next_offset, log_id FROM _sink_offsets")
+        return {(t, p): (o, log_id) for t, p, o, log_id in rows.fetchall()}
 
     def ready(self) -> tuple[bool, str]:
-        if self.halted:
-            return False, f"sink halted: {self.halted}"
         if self.db is None:
             return False, "database not open"
-        if self.broker.up is False:
-            return False, "broker unreachable"
-        if not self.assigned:
-            return False, "waiting for partition assignment"
         return True, "ok"
 
-    def _wait_for_write(self) -> None:
+    def writing(self) -> bool:
+        return self._pending is not None and not self._pending.done()
+
+    def wait_written(self) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()  # re-raises a failed write: the process stops, nothing committed
 
-    def _on_assign(self, consumer, partitions: list[TopicPartition]) -> None:
-        """Resume each partition from the offset stored with the rows, if it is an
-        offset in the log the broker has now (``streams.kafka.resume_from``); a log
-        that changed is read from its beginning, the rows kept, recorded at once."""
-        self._wait_for_write()  # the stored offsets must include the write in flight
-        self.assigned = True
-        stored, known = self.stored_offsets(), self._stored_logs()
-        self._logs.update(log_ids(self.settings, self._bootstrap, self.topics(), "sink"))
-        rewrites: dict[tuple[str, int], int] = {}
-        for part in partitions:
-            key = (part.topic, part.partition)
-            current = self._logs.get(part.topic)
-            offset, rewrite = resume_partition(
-                "sink", part.topic, part.partition, stored.get(key), known.get(key), current
-            )
-            if rewrite:  # only for a log the broker named (current is not None)
-                rewrites[key] = offset or 0
-            part.offset = offset if offset is not None else OFFSET_BEGINNING
-            if offset is not None:
-                self.contiguous.expect(part.topic, part.partition, offset)
-        if rewrites:
-            self._store_offsets(rewrites)
-        consumer.assign(partitions)
-        log.info("sink assigned %d partitions", len(partitions))
-
-    def _store_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+    def store_offsets(self, offsets: dict[tuple[str, int], int], logs: dict[str, str]) -> None:
         """Offsets (and their logs) alone, in a transaction of their own."""
+        self._logs.update(logs)
         db = self.db.cursor()
         try:
             _run(db, "BEGIN TRANSACTION")
@@ -362,166 +324,71 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         finally:
             db.close()
 
-    def _on_stats(self, text: str) -> None:
-        stats = orjson.loads(text)
-        self.broker.observe(stats)
-        assigned = {(p.topic, p.partition) for p in self.consumer.assignment()}
-        observe_lag("sink", stats, assigned)
-
     def topics(self) -> list[str]:
         return sorted([*self.by_topic, ERASURE_TOPIC])
 
-    def run(self, stop: threading.Event) -> None:
-        """Consume and write until ``stop`` is set."""
-        from streams.broker import resolve_bootstrap
+    # -- writing ---------------------------------------------------------------------------
+    def write(
+        self,
+        prepared: PreparedBatch,
+        offsets: dict[tuple[str, int], int],
+        logs: dict[str, str],
+    ) -> None:
+        """Write a prepared batch's rows and ``offsets`` in one DuckDB transaction, in the
+        writer thread, while the runner prepares the next batch (``wait_written``
+        waits for it; a write that failed raises there: nothing of it committed)."""
+        self.wait_written()
+        self._logs.update(logs)
+        prepared.offsets = offsets
+        self._pending = self._writer.submit(self.commit_prepared, prepared)
 
-        bootstrap = self.bootstrap or resolve_bootstrap(self.settings)
-        self._bootstrap = bootstrap
+    def idle(self) -> None:
+        """No batch: between writes, rewrite the database after erasures and publish a
+        read snapshot when one is due."""
+        if not self.writing():
+            self.wait_written()
+            self._pending = self._writer.submit(self.maintain)
+
+    def prepare(self, batch: list[Message], ctx: BatchContext) -> PreparedBatch:
+        """Decode a batch into Arrow frames; its dead letters into ``ctx`` (the runner
+        produces them) and into this batch's rows. No database access."""
         if self.db is None:
             self.setup()
-        self.consumer = make_consumer(
-            self.conf.group_id,
-            self.settings,
-            bootstrap,
-            **{
-                "client.id": "journeybus-duckdb-sink",
-                "statistics.interval.ms": 1000,
-                "stats_cb": self._on_stats,
-            },
-        )
-        self.producer = make_producer(
-            self.settings, bootstrap, **{"client.id": "journeybus-duckdb-sink"}
-        )
-        from streams.sideinput import SideInput
-
-        # Every erasure request before the first batch: rows of forgotten customers
-        # must be kept out from the start (a rebuilt database reads topics again).
-        self.erasure_input = SideInput(
-            ERASURE_TOPIC, self._take_erasure, self.codec, self.settings, bootstrap
-        )
-        self.erasure_input.catch_up()
-        self.consumer.subscribe(self.topics(), on_assign=self._on_assign)
-        if self.settings.metrics.port is not None:
-            from streams.health import serve_health
-
-            serve_health(self.settings.metrics.port, self.ready, self.settings.metrics.host)
-        # Decoding the next batch overlaps with writing the previous one (polars and
-        # DuckDB both release the GIL); at most one write is in flight.
-        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
-        try:
-            while not stop.is_set():
-                self.erasure_input.poll()
-                batch = self._collect()
-                if batch:
-                    prepared = self.prepare(batch)
-                    self._wait_for_write()
-                    self._pending = writer.submit(self.commit_prepared, prepared)
-                elif self._pending is None or self._pending.done():
-                    self._wait_for_write()
-                    self._pending = writer.submit(self.maintain)
-            self._wait_for_write()
-        except DeadLetterRateExceeded as exc:
-            # Halted, not restarted: a restart would read the same records. Nothing of
-            # the batch was written; /ready says why until the operator stops it.
-            self.halted = str(exc)
-            self._wait_for_write()
-            self.consumer.close()
-            self.consumer = None
-            stop.wait()
-        finally:
-            writer.shutdown(wait=True)
-            self.close()
-
-    def _collect(self) -> list[Message]:
-        """The next batch: closed at ``batch_max_rows``, or once ``batch_max_ms`` passed
-        and the previous write has finished. Records that arrive while a write is in
-        flight would wait for it anyway; taking them into this batch makes batches
-        grow under load, and a write's cost is mostly per statement, not per row."""
-        deadline = time.monotonic() + self.conf.batch_max_ms / 1000
-        batch: list[Message] = []
-        while len(batch) < self.conf.batch_max_rows:
-            left = deadline - time.monotonic()
-            if left <= 0 and (self._pending is None or self._pending.done()):
-                break
-            msgs = self.consumer.consume(
-                min(5000, self.conf.batch_max_rows - len(batch)),
-                timeout=min(left, 0.05) if left > 0 else 0.01,
-            )
-            errors = [m for m in msgs if m.error() is not None]
-            msgs = errors + self.contiguous.filter(
-                self.consumer, [m for m in msgs if m.error() is None]
-            )
-            for msg in msgs:
-                err = msg.error()
-                if err is None:
-                    batch.append(msg)
-                elif err.code() != KafkaError._PARTITION_EOF:
-                    if err.fatal():
-                        raise FatalError(f"sink consumer: {err}")
-                    log.warning("sink consumer: %s", err)
-            if not msgs and not batch:
-                break
-        return batch
-
-    # -- writing ---------------------------------------------------------------------------
-    def write(self, batch: list[Message]) -> int:
-        """Decode, upsert and store offsets of ``batch`` in one transaction; rows written.
-
-        ``run`` does the same in two steps (``prepare`` overlaps the previous
-        batch's ``commit_prepared``)."""
-        return self.commit_prepared(self.prepare(batch))
-
-    def prepare(self, batch: list[Message]) -> PreparedBatch:
-        """Decode a batch into Arrow frames (and dead letters); no database access."""
         started = time.perf_counter()
-        now_ms = int(time.time() * 1000)
-        offsets: dict[tuple[str, int], int] = {}
+        now_ms = ctx.now_ms
         groups: dict[tuple[str, int], list[tuple[int, Message]]] = defaultdict(list)
-        dead: list[dict[str, Any]] = []
-        in_counts: Counter = Counter()
         erasures: list[dict[str, Any]] = []
+        mark = ctx.mark()
         for pos, msg in enumerate(batch):
             topic, value = msg.topic(), msg.value()
-            offsets[(topic, msg.partition())] = msg.offset() + 1
-            in_counts[topic] += 1
             if topic == ERASURE_TOPIC:
                 try:
                     request = self.codec.decode(topic, value, msg.partition(), msg.offset())
-                    self._take_erasure(request)
+                    self.erasures.add(request)  # the filter: on_erasure
                 except Exception as exc:
                     if not is_record_fault(exc):
                         raise
-                    dead.append(self._dead(msg, internal_error(exc, "decoding"), now_ms))
+                    ctx.dead_letter(msg, internal_error(exc, "decoding"))
                 else:
                     erasures.append(request)
                 continue
             if not value or len(value) < HEADER or value[0] != 0:
-                dead.append(
-                    self._dead(
-                        msg,
-                        InvalidRecord("decode_error", "not a Confluent-framed Avro record"),
-                        now_ms,
-                    )
-                )
+                error = InvalidRecord("decode_error", "not a Confluent-framed Avro record")
+                ctx.dead_letter(msg, error)
                 continue
             groups[(topic, int.from_bytes(value[1:HEADER], "big"))].append((pos, msg))
-        for topic, count in in_counts.items():
-            metrics.EVENTS_IN.labels("sink", topic).inc(count)
         frames: dict[str, list[pa.Table]] = defaultdict(list)
         for (topic, schema_id), items in groups.items():
-            table = self._decode_group(topic, schema_id, items, dead, now_ms)
+            table = self._decode_group(topic, schema_id, items, ctx)
             if table is not None:
                 frames[topic].append(table)
-        self.policy.record_many(len(batch) - len(dead), len(dead))
-        if dead:
-            self._send_dead_letters(dead, frames, len(batch), now_ms)
-        return PreparedBatch(
-            frames, offsets, now_ms, started, erasures, self._erased_table, list(batch)
-        )
+        self._dead_letter_rows(ctx.outputs[mark[0] :], frames, len(batch), now_ms)
+        return PreparedBatch(frames, {}, now_ms, started, erasures, self._erased_table, batch)
 
-    def _take_erasure(self, request: dict[str, Any]) -> None:
-        if self.erasures.add(request):
-            self._erased_table = erased_keys_table(self.erasures)
+    def on_erasure(self, request: dict[str, Any]) -> None:
+        """A new erasure request (from the runner's side input or this sink's input):
+        rows of forgotten customers are kept out from now on."""
+        self._erased_table = erased_keys_table(self.erasures)
 
     def commit_prepared(self, prepared: PreparedBatch) -> int:
         """Write a prepared batch and its offsets in one transaction; rows written.
@@ -599,11 +466,11 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
                 refused.update(self._refused(topic, arrow, prepared))
         if not refused:
             raise FatalError("sink: DuckDB refused a batch but none of its records alone")
-        dead = []
+        ctx = BatchContext(self.stage_name, self.policy, prepared.now_ms)
         for pos, reason in sorted(refused.items()):
             if pos < len(prepared.messages):
                 error = InvalidRecord("table_refused", f"DuckDB refused its row: {reason}")
-                dead.append(self._dead(prepared.messages[pos], error, prepared.now_ms))
+                ctx.dead_letter(prepared.messages[pos], error)
             else:  # one of the sink's own dead letters: it is on its topic already
                 log.error("sink: DuckDB refused a dead letter's row: %s", reason)
         keep = pa.array(sorted(refused), pa.int64())
@@ -613,8 +480,9 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
                 t.filter(pc.invert(pc.is_in(t.column("__pos"), value_set=keep))) for t in tables
             ]
             last = max([last] + [pc.max(t.column("__pos")).as_py() or 0 for t in tables])
-        if dead:
-            self._send_dead_letters(dead, prepared.frames, last + 1, prepared.now_ms)
+        if ctx.outputs:
+            self._dead_letter_rows(ctx.outputs, prepared.frames, last + 1, prepared.now_ms)
+            self.publish(ctx.outputs)  # acknowledged before the batch commits
 
     def _refused(self, topic: str, arrow: pa.Table, prepared: PreparedBatch) -> dict[int, str]:
         """Batch positions of the rows of ``arrow`` DuckDB refuses, with its message
@@ -631,16 +499,12 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             **self._refused(topic, arrow.slice(half), prepared),
         }
 
-    def _dead(self, msg: Message, error: InvalidRecord, now_ms: int) -> dict[str, Any]:
-        return dead_letter_for_message("sink", msg, error, now_ms)
-
     def _decode_group(
         self,
         topic: str,
         schema_id: int,
         items: list[tuple[int, Message]],
-        dead: list[dict[str, Any]],
-        now_ms: int,
+        ctx: BatchContext,
     ) -> pa.Table | None:
         """Arrow rows of records of one topic and writer schema, with their batch position.
 
@@ -650,7 +514,8 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         writer = self.codec.source.writer_schema(schema_id)
         if writer is None:
             error = InvalidRecord("decode_error", f"unknown schema id {schema_id}")
-            dead.extend(self._dead(m, error, now_ms) for _, m in items)
+            for _, msg in items:
+                ctx.dead_letter(msg, error)
             return None
         try:
             table = decode_records(writer, [m.value()[HEADER:] for _, m in items])
@@ -661,8 +526,8 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
                     self.codec.decode(topic, msg.value(), msg.partition(), msg.offset())
                     good.append((pos, msg))
                 except InvalidRecord as exc:
-                    dead.append(self._dead(msg, exc, now_ms))
-            items = self._natively_decodable(writer, good, dead, now_ms)
+                    ctx.dead_letter(msg, exc)
+            items = self._natively_decodable(writer, good, ctx)
             if not items:
                 return None
             table = decode_records(writer, [m.value()[HEADER:] for _, m in items])
@@ -676,8 +541,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         self,
         writer: dict[str, Any],
         items: list[tuple[int, Message]],
-        dead: list[dict[str, Any]],
-        now_ms: int,
+        ctx: BatchContext,
     ) -> list[tuple[int, Message]]:
         """The records the native decoder takes (bisection); the others, valid Avro it
         cannot convert (a timestamp beyond its range), are dead-lettered as
@@ -696,30 +560,26 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
                     f"its values do not convert to the table's types: {type(exc).__name__}: "
                     f"{str(exc)[:500]}",
                 )
-                dead.append(self._dead(items[0][1], error, now_ms))
+                ctx.dead_letter(items[0][1], error)
                 return []
         half = len(items) // 2
-        return self._natively_decodable(
-            writer, items[:half], dead, now_ms
-        ) + self._natively_decodable(writer, items[half:], dead, now_ms)
+        return self._natively_decodable(writer, items[:half], ctx) + self._natively_decodable(
+            writer, items[half:], ctx
+        )
 
-    def _send_dead_letters(
+    def _dead_letter_rows(
         self,
-        dead: list[dict[str, Any]],
+        dead: list[Output],
         frames: dict[str, list[pa.Table]],
         first_pos: int,
         now_ms: int,
     ) -> None:
-        """Publish the sink's own dead letters and add them to this batch's rows."""
+        """Add the sink's own dead letters (encoded here, produced by the runner) to the
+        batch's rows: the table has them whether or not the topic is read back yet."""
         by_topic: dict[str, list[bytes]] = defaultdict(list)
-        for record in dead:
-            topic = dead_letter_topic(record["source_topic"])
-            value = self.codec.encode(topic, record)
-            metrics.DEAD_LETTERS.labels("sink", record["source_topic"], record["error_type"]).inc()
-            self.producer.produce(topic, value)
-            by_topic[topic].append(value[HEADER:])
-        if self.producer.flush(30):
-            raise FatalError("sink: dead letters not acknowledged; not committing")
+        for out in dead:
+            out.value = self.codec.encode(out.topic, out.record)
+            by_topic[out.topic].append(out.value[HEADER:])
         schema = self.catalog.latest("cust.dead-letter.v1").raw
         for topic, payloads in by_topic.items():
             table = decode_records(schema, payloads)
@@ -985,15 +845,10 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         metrics.SINK_SNAPSHOT_SECONDS.observe(done - started)
 
     def close(self) -> None:
-        if self.consumer is not None:
-            self.consumer.close()
-            self.consumer = None
-        if self.erasure_input is not None:
-            self.erasure_input.close()
-            self.erasure_input = None
-        if self.producer is not None:
-            self.producer.flush(10)
-            self.producer = None
+        try:
+            self.wait_written()
+        finally:
+            self._writer.shutdown(wait=True)
         if self.db is not None:
             if self._rewrite_due:  # not later: erased rows must not stay in the file
                 self.rewrite_database()
