@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make demo   - set up and run the whole pipeline on the embedded broker with demo data"
 	@echo "make test   - set up and run the test suite (real broker, PostgreSQL, DuckDB)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff, and the layers (one direction, no import cycles: tests/layers.py)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tests.layers
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

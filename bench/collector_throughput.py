@@ -23,10 +23,10 @@ import httpx
 from bench.results import record
 from connectors.generator.population import PopulationGenerator
 from connectors.generator.via_collector import SEGMENT_SOURCES, to_segment
-from streams.broker import EmbeddedBroker
-from streams.catalog import default_catalog
-from streams.demo import free_port
-from streams.topics import admin_client, create_topics
+from streams.app.demo import free_port
+from streams.core.admin import admin_client, create_topics
+from streams.core.broker import EmbeddedBroker
+from streams.core.catalog import default_catalog
 
 CLIENTS = 4
 BATCH = 400
@@ -64,7 +64,7 @@ def main(n: int = 200_000) -> dict[str, float]:
             "JOURNEYBUS__RUNTIME_DIR": str(root),
         }
         collector = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "collect", "--port", str(port)],
+            [sys.executable, "-m", "streams.app.cli", "collect", "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=(root / "collector.log").open("wb"),

@@ -21,9 +21,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.results import record
-from streams.broker import EmbeddedBroker
-from streams.kafka import producer_config
-from streams.settings import Settings
+from streams.core.broker import EmbeddedBroker
+from streams.core.kafka import producer_config
+from streams.core.settings import Settings
 
 PARTITIONS = 8
 LATENCY_SAMPLES = 300

@@ -42,11 +42,11 @@ from bench.results import record
 from bench.stages import process_cpu_s
 from connectors.generator.population import PopulationGenerator
 from connectors.generator.via_collector import publish_via_collector
-from streams.codec import make_codec
-from streams.demo import free_port, wait_for_collector
-from streams.kafka import make_producer
-from streams.settings import BrokerSettings, Settings
-from streams.supervisor import Supervisor
+from streams.app.demo import free_port, wait_for_collector
+from streams.app.supervisor import Supervisor
+from streams.core.codec import make_codec
+from streams.core.kafka import make_producer
+from streams.core.settings import BrokerSettings, Settings
 
 POLL_S = 0.1
 SOAK_POPULATIONS = 4

@@ -62,17 +62,17 @@ def build_app(bootstrap: str, runtime_dir: Path, progress_file: Path):
     does not need it)."""
     import faust
 
-    from streams.codec import make_codec
-    from streams.deadletter import DeadLetterPolicy
-    from streams.errors import InvalidRecord
-    from streams.normalise.logic import SOURCE_TOPICS
+    from streams.core.codec import make_codec
+    from streams.core.errors import InvalidRecord
+    from streams.core.settings import Settings
+    from streams.core.topics import RAW_SOURCES
     from streams.normalise.stage import NormaliseStage
-    from streams.settings import Settings
-    from streams.stage import BatchContext
+    from streams.runtime.deadletter import DeadLetterPolicy
+    from streams.runtime.stage import BatchContext
 
     settings = Settings(runtime_dir=runtime_dir)
     codec = make_codec(settings)
-    stage = NormaliseStage()
+    stage = NormaliseStage(Settings())
     stage.attach_erasures(codec, settings, bootstrap)
     stage.attach_side_inputs(codec, settings, bootstrap)
     for side in [*stage.side_inputs, stage.erasure_input]:
@@ -92,7 +92,7 @@ def build_app(bootstrap: str, runtime_dir: Path, progress_file: Path):
         topic_allow_declare=False,
         topic_disable_leader=True,
     )
-    raw = app.topic(*SOURCE_TOPICS, key_serializer="raw", value_serializer="raw")
+    raw = app.topic(*RAW_SOURCES, key_serializer="raw", value_serializer="raw")
     out = app.topic(OUT_TOPIC, key_serializer="raw", value_serializer="raw")
     progress = [0.0, 0.0, 0]
 

@@ -36,10 +36,10 @@ from bench.stages import (
 
 RATE_HZ = 200
 # py-spy names a frame "function (path/relative/to/sys.path.py:line)"
-WORK = ("(streams/normalise/", "(streams/enrich/", "(streams/identity/", "(streams/codec.py",
-        "(streams/deadletter.py", "(connectors/", "fastavro")  # fmt: skip
+WORK = ("(streams/normalise/", "(streams/enrich/", "(streams/identity/", "(streams/core/codec.py",
+        "(streams/runtime/deadletter.py", "(connectors/", "fastavro")  # fmt: skip
 FRAMEWORK = ("faust/", "mode/", "aiokafka/", "asyncio/", "uvloop", "confluent_kafka")
-STARTUP = ("(streams/sideinput.py", "_find_and_load", "build_app (", "attach_")
+STARTUP = ("(streams/runtime/sideinput.py", "_find_and_load", "build_app (", "attach_")
 
 
 def buckets(raw_profile: Path) -> Counter:

@@ -25,9 +25,9 @@ from bench.results import record
 from connectors.sinks.duckdb import ddl
 from connectors.sinks.duckdb.batch_decode import decode_records
 from connectors.sinks.duckdb.tables import table_specs
-from streams.catalog import default_catalog
-from streams.codec import make_codec
-from streams.jsonavro import from_json
+from streams.core.catalog import default_catalog
+from streams.core.codec import make_codec
+from streams.core.jsonavro import from_json
 
 TOPIC = "cust.touchpoints.v1"
 BATCH = 20_000

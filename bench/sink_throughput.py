@@ -16,13 +16,13 @@ from pathlib import Path
 
 from bench.results import record
 from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
-from streams.broker import EmbeddedBroker
-from streams.catalog import default_catalog
-from streams.codec import make_codec
-from streams.jsonavro import from_json
-from streams.kafka import make_producer
-from streams.settings import Settings
-from streams.topics import admin_client, create_topics
+from streams.core.admin import admin_client, create_topics
+from streams.core.broker import EmbeddedBroker
+from streams.core.catalog import default_catalog
+from streams.core.codec import make_codec
+from streams.core.jsonavro import from_json
+from streams.core.kafka import make_producer
+from streams.core.settings import Settings
 
 TOPIC = "cust.touchpoints.v1"
 
@@ -68,7 +68,7 @@ def main(n: int = 300_000) -> dict[str, float]:
         stop.set()
         thread.join()
     rows_per_s = (n - first) / elapsed
-    from streams.metrics import SINK_SNAPSHOT_SECONDS
+    from streams.core.metrics import SINK_SNAPSHOT_SECONDS
 
     samples = {s.name: s.value for s in SINK_SNAPSHOT_SECONDS.collect()[0].samples}
     snapshots = samples.get("journeybus_sink_snapshot_seconds_count", 0.0)

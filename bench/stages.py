@@ -39,16 +39,16 @@ from bench.results import record
 from connectors.generator.population import PopulationGenerator
 from connectors.generator.publish import publish_events
 from streams.attribution.stage import AttributionStage
-from streams.broker import EmbeddedBroker
-from streams.catalog import default_catalog
-from streams.codec import make_codec
+from streams.core.admin import admin_client, create_topics
+from streams.core.broker import EmbeddedBroker
+from streams.core.catalog import default_catalog
+from streams.core.codec import make_codec
+from streams.core.kafka import make_consumer, make_producer
+from streams.core.settings import Settings
+from streams.core.topics import RAW_SOURCES
 from streams.journeys.stage import JourneysStage
-from streams.kafka import make_consumer, make_producer
-from streams.normalise.logic import SOURCE_TOPICS
 from streams.normalise.stage import NormaliseStage
-from streams.settings import Settings
-from streams.stage import Stage, StageRunner
-from streams.topics import admin_client, create_topics
+from streams.runtime.stage import Stage, StageRunner
 
 NAIVE = "naive Faust normalise (per-event agent)"
 CEILING = "ceiling (consume → produce)"
@@ -99,7 +99,7 @@ def ceiling(bootstrap: str, settings: Settings) -> Timing:
     producer = make_producer(settings, bootstrap)
     meta = consumer.list_topics(timeout=30).topics
     consumer.assign(
-        [TopicPartition(t, p, OFFSET_BEGINNING) for t in SOURCE_TOPICS for p in meta[t].partitions]
+        [TopicPartition(t, p, OFFSET_BEGINNING) for t in RAW_SOURCES for p in meta[t].partitions]
     )
 
     def step() -> int:
@@ -150,7 +150,7 @@ def run_stage(
 
 def _normalise_worker(bootstrap: str, root: str, parts: list, group: str, out) -> None:
     settings = Settings(runtime_dir=Path(root))
-    out.put(run_stage(NormaliseStage(), bootstrap, settings, group, parts))
+    out.put(run_stage(NormaliseStage(settings), bootstrap, settings, group, parts))
 
 
 def spy(pid: int, out: Path | None) -> subprocess.Popen | None:
@@ -172,7 +172,7 @@ def normalise_workers(
     """Normalise with ``workers`` processes, each owning a share of every raw topic
     (the first one sampled by py-spy into ``profile``, if given)."""
     meta = admin_client({"bootstrap.servers": bootstrap}).list_topics(timeout=30).topics
-    parts = [(t, p) for t in SOURCE_TOPICS for p in sorted(meta[t].partitions)]
+    parts = [(t, p) for t in RAW_SOURCES for p in sorted(meta[t].partitions)]
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     procs = [
@@ -273,8 +273,11 @@ def main(customers: int = 4000) -> dict[str, float]:
         measure(ONE, lambda: normalise_workers(bootstrap, root / "n1", 1, "bench-norm-1"))
         # the 1-worker run's stitched output feeds journeys, whose journeys feed
         # attribution; the 2-worker run comes last (its output would be a second copy)
-        measure("journeys", lambda: [run_stage(JourneysStage(), bootstrap, settings, "bj")])
-        measure("attribution", lambda: [run_stage(AttributionStage(), bootstrap, settings, "ba")])
+        measure("journeys", lambda: [run_stage(JourneysStage(settings), bootstrap, settings, "bj")])
+        measure(
+            "attribution",
+            lambda: [run_stage(AttributionStage(settings), bootstrap, settings, "ba")],
+        )
         measure(TWO, lambda: normalise_workers(bootstrap, root / "n2", 2, "bench-norm-2"))
     rates = {name: rate(t) for name, t in timings.items()}
     events_by = {name: sum(x[2] for x in t) for name, t in timings.items()}

@@ -13,7 +13,7 @@ the Avro encoding, the dead-letter topic and retries:
 - A record the source marks invalid (``SourceRecord.invalid``), or that does not
   fit the topic's schema, goes to ``<topic>.dlq`` with the reason and the
   original input; the others are published. Nothing is dropped silently.
-- Errors are typed (``streams.errors``): ``Retriable`` from ``poll`` or from the
+- Errors are typed (``streams.core.errors``): ``Retriable`` from ``poll`` or from the
   broker backs off and retries the same batch; ``InvalidRecord`` dead-letters one
   record; anything else is fatal and ends ``run`` (the supervisor restarts it).
 
@@ -28,57 +28,27 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from confluent_kafka import Message
 
+from connectors.publisher import Publisher
+from connectors.record import SourceRecord
 from connectors.settings import ConnectorSettings
-from streams import metrics
-from streams.broker import resolve_bootstrap
-from streams.codec import Codec, make_codec
-from streams.deadletter import DeadLetterPolicy
-from streams.erasure.logic import ErasureList
-from streams.errors import FatalError, InvalidRecord, Retriable
-from streams.health import serve_health
-from streams.kafka import log_ids
-from streams.settings import Settings, get_settings
-from streams.stage import BatchContext, Output, run_sink
+from streams.core import metrics
+from streams.core.broker import resolve_bootstrap
+from streams.core.codec import Codec, make_codec
+from streams.core.errors import FatalError, Retriable
+from streams.core.kafka import log_ids
+from streams.core.settings import Settings
+from streams.runtime.deadletter import DeadLetterPolicy
+from streams.runtime.erasures import ErasureList
+from streams.runtime.health import serve_health
+from streams.runtime.stage import BatchContext, Output, run_sink
 
 log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=ConnectorSettings)
-
-
-@dataclass
-class SourceRecord:
-    """One event read by a source.
-
-    ``value`` is the record of the destination topic's schema, in plain JSON
-    form (timestamps as ISO 8601 or epoch ms, unions untagged); the runtime
-    validates and encodes it. ``position`` is where the source stands after this
-    record; it is committed only after the broker acknowledged the record and
-    every one before it. ``original`` is the input as received, kept in the dead
-    letter if the record turns out invalid.
-    """
-
-    value: dict[str, Any] | None
-    position: Any = None
-    original: bytes | None = None
-    topic: str | None = None  # default: the source's topic
-    error: InvalidRecord | None = None
-    typed: bool = False  # ``value`` is already in Avro form (timestamps as epoch ms ints)
-
-    @classmethod
-    def invalid(
-        cls,
-        error: InvalidRecord,
-        original: bytes,
-        position: Any = None,
-        topic: str | None = None,
-    ) -> SourceRecord:
-        """An input the source could not turn into a record: it is dead-lettered."""
-        return cls(None, position, original, topic, error)
 
 
 class Connector(ABC, Generic[S]):
@@ -97,11 +67,11 @@ class Connector(ABC, Generic[S]):
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: Settings,
         bootstrap: str | None = None,
         conf: S | None = None,
     ) -> None:
-        self.settings = settings or get_settings()
+        self.settings = settings
         self.bootstrap = bootstrap
         self.conf: S = conf if conf is not None else self.settings_class()  # type: ignore[assignment]
 
@@ -147,8 +117,6 @@ class PollingSource(Source[S]):
         """Release connections; called once, also after a failure."""
 
     def run(self, stop: threading.Event) -> None:
-        from connectors.publisher import Publisher
-
         publisher = self._publisher = Publisher(self.name, self.conf, self.settings, self.bootstrap)
         try:
             while not self._setup(stop):
@@ -183,7 +151,7 @@ class PollingSource(Source[S]):
 
     def _check_log(self) -> None:
         """Say so when the bus's log is not the one this source's position was last
-        acknowledged by (``streams.kafka.log_ids``). The rule for a source: its
+        acknowledged by (``streams.core.kafka.log_ids``). The rule for a source: its
         position is in its own system and it keeps it; the events before it were
         acknowledged by the old log, and are not on this one."""
         topic = self.conf.topic_prefix + self.topic
@@ -243,7 +211,7 @@ class Sink(Connector[S]):
     batch context) → ``write`` it with the batch's next offsets, in one
     transaction of the outside system (or, for an at-least-once sink, before the
     offsets are committed) → ``close``. ``run`` hands the sink to the runner
-    (``streams.stage.run_sink``), which owns the consumer, the resume from
+    (``streams.runtime.stage.run_sink``), which owns the consumer, the resume from
     ``stored_offsets``, dead letters (produced and acknowledged before ``write``),
     the dead-letter rate, erasure requests, lag, metrics and readiness. Sinks
     state their delivery guarantee in their docstring (the DuckDB sink: exactly
@@ -259,7 +227,7 @@ class Sink(Connector[S]):
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: Settings,
         bootstrap: str | None = None,
         conf: S | None = None,
     ) -> None:
@@ -336,7 +304,7 @@ class Sink(Connector[S]):
     @abstractmethod
     def stored_offsets(self) -> dict[tuple[str, int], tuple[int, str | None]]:
         """Per partition written: the next offset and the log it is an offset in
-        (``streams.kafka.log_ids``), as stored with the rows."""
+        (``streams.core.kafka.log_ids``), as stored with the rows."""
 
     @abstractmethod
     def store_offsets(self, offsets: dict[tuple[str, int], int], logs: dict[str, str]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from streams.identity.graph import hash_contact, is_contact_hash
+from streams.core.keys import hash_contact, is_contact_hash
 from streams.normalise.logic import DECLARED_TRAITS
 
 CONTACT = ("email", "phone")

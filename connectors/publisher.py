@@ -24,17 +24,17 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from connectors.base import SourceRecord
 from connectors.pii import protect_revision
+from connectors.record import SourceRecord
 from connectors.settings import ConnectorSettings
-from streams import metrics
-from streams.catalog import Catalog, record_key
-from streams.codec import Codec, make_codec
-from streams.deadletter import dead_letter_record, dead_letter_topic
-from streams.errors import InvalidRecord, Retriable
-from streams.jsonavro import from_json
-from streams.kafka import BrokerWatch, make_producer
-from streams.settings import Settings
+from streams.core import metrics
+from streams.core.catalog import Catalog, record_key
+from streams.core.codec import Codec, make_codec
+from streams.core.errors import InvalidRecord, Retriable
+from streams.core.jsonavro import from_json
+from streams.core.kafka import BrokerWatch, make_producer
+from streams.core.settings import Settings
+from streams.runtime.deadletter import dead_letter_record, dead_letter_topic
 
 log = logging.getLogger(__name__)
 

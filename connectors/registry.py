@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from connectors.base import Connector, Sink, Source
 from connectors.settings import ConnectorSettings, connector_config
-from streams.errors import FatalError
+from streams.core.errors import FatalError
 
 log = logging.getLogger(__name__)
 

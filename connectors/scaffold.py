@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from string import Template
 
+from streams.core import topics
+from streams.core.catalog import default_catalog
+from streams.core.errors import FatalError
+
 SOURCE = Template('''"""$title: events from <the outside system> onto ``$topic``.
 
 Guarantee: at least once; ``event_id`` must be deterministic (the same input
@@ -24,10 +28,12 @@ from pathlib import Path
 
 import orjson
 
-from connectors.base import PollingSource, SourceRecord
+from connectors.base import PollingSource
+from connectors.record import SourceRecord
 from connectors.registry import source
 from connectors.settings import ConnectorSettings
-from streams.errors import InvalidRecord
+from streams.core.errors import InvalidRecord
+from streams.core.topics import $topic_name
 
 
 class ${cls}Settings(ConnectorSettings):
@@ -36,7 +42,7 @@ class ${cls}Settings(ConnectorSettings):
     folder: Path = Path(".journeybus/inbox/$name")
 
 
-@source("$name", topic="$topic")
+@source("$name", topic=$topic_name)
 class $cls(PollingSource[${cls}Settings]):
     """Reads one event per ``*.json`` file of ``folder``, in file-name order.
 
@@ -123,10 +129,12 @@ class Test$cls(SourceContract):
 
 
 def scaffold(name: str, topic: str, directory: Path, tests: Path, package: str) -> list[Path]:
-    """Write ``<directory>/<module>.py`` and ``<tests>/test_<module>.py``; their paths."""
-    from streams.catalog import default_catalog
-
+    """Write ``<directory>/<module>.py`` and ``<tests>/test_<module>.py``; their paths.
+    ``topic`` must be one ``streams.core.topics`` names (where topic names are written)."""
     key = default_catalog().topic(topic).key["field"]  # an unknown topic fails here
+    names = [n for n, v in vars(topics).items() if n.isupper() and v == topic]
+    if not names:
+        raise FatalError(f"{topic} has no name in streams/core/topics.py: add it there first")
     module = name.replace("-", "_")
     cls = "".join(part.title() for part in name.split("-")) + "Source"
     values = {
@@ -134,6 +142,7 @@ def scaffold(name: str, topic: str, directory: Path, tests: Path, package: str) 
         "module": module,
         "cls": cls,
         "topic": topic,
+        "topic_name": names[0],
         "env": module.upper(),
         "title": name.replace("-", " ").capitalize(),
         "package": package,

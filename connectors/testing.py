@@ -39,11 +39,19 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.base import Connector, Sink, Source
 from connectors.settings import ConnectorSettings
-from streams.catalog import default_catalog
-from streams.codec import make_codec
-from streams.deadletter import dead_letter_topic
-from streams.jsonavro import from_json
-from streams.settings import Settings
+from connectors.sinks.duckdb.sink import DuckDBSink
+from connectors.sources.http_collector import HttpCollector
+from connectors.sources.jsonl import JsonlFileSource
+from connectors.sources.postgres_fulfillment import PostgresFulfillmentSource, install_schema
+from streams.core.admin import admin_client, create_topics
+from streams.core.broker import EmbeddedBroker
+from streams.core.catalog import default_catalog
+from streams.core.codec import make_codec
+from streams.core.jsonavro import from_json
+from streams.core.kafka import make_producer
+from streams.core.settings import Settings
+from streams.core.topics import TOUCHPOINTS
+from streams.runtime.deadletter import dead_letter_topic
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0) -> bool:
@@ -219,8 +227,6 @@ class PostgresHarness(Harness):
     def _connect(self):
         import psycopg
 
-        from connectors.sources.postgres_fulfillment import install_schema
-
         conn = psycopg.connect(self.conf.dsn.get_secret_value(), autocommit=True)
         install_schema(conn, self.schema)
         return conn
@@ -260,9 +266,6 @@ class PostgresHarness(Harness):
 
 def harness_for(connector: type[Connector]) -> type[Harness]:
     """The built-in harness for ``connector`` (by its class)."""
-    from connectors.sources.http_collector import HttpCollector
-    from connectors.sources.jsonl import JsonlFileSource
-    from connectors.sources.postgres_fulfillment import PostgresFulfillmentSource
 
     for base, harness in (
         (JsonlFileSource, JsonlFileHarness),
@@ -469,7 +472,6 @@ class DuckDBHarness(SinkHarness):
 
 
 def sink_harness_for(sink: type[Sink]) -> type[SinkHarness]:
-    from connectors.sinks.duckdb.sink import DuckDBSink
 
     if issubclass(sink, DuckDBSink):
         return DuckDBHarness
@@ -485,7 +487,7 @@ class SinkContract:
 
     connector: ClassVar[type[Sink]]
     harness: ClassVar[type[SinkHarness] | None] = None
-    topic: ClassVar[str] = "cust.touchpoints.v1"
+    topic: ClassVar[str] = TOUCHPOINTS
     table: ClassVar[str] = "touchpoints"
     id_field: ClassVar[str] = "touchpoint_id"
     count: ClassVar[int] = 200
@@ -493,8 +495,6 @@ class SinkContract:
     @pytest.fixture(scope="class")
     @classmethod
     def sink_bootstrap(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-        from streams.broker import EmbeddedBroker
-        from streams.topics import admin_client, create_topics
 
         log = tmp_path_factory.mktemp("sink-broker") / "tansu.log"
         with EmbeddedBroker(log_path=log) as broker:
@@ -563,7 +563,6 @@ class SinkEnv:
 
     def produce(self, start: int, count: int) -> list[str]:
         """Produce ``count`` records with ids unique to this test; their ids."""
-        from streams.kafka import make_producer
 
         topic, field = self.contract.topic, self.contract.id_field
         codec = make_codec(Settings()).for_topic(topic)
@@ -578,7 +577,6 @@ class SinkEnv:
         return ids
 
     def produce_raw(self, value: bytes) -> None:
-        from streams.kafka import make_producer
 
         producer = make_producer(Settings(), self.bootstrap)
         producer.produce(self.contract.topic, value, b"bad")
@@ -605,8 +603,6 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A broker for the contract suites (plugin use): ``KAFKA_BOOTSTRAP_SERVERS`` or the
     embedded one."""
     import os
-
-    from streams.broker import EmbeddedBroker
 
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]

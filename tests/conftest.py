@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.broker import EmbeddedBroker
-from streams.catalog import Catalog, default_catalog
-from streams.codec import CatalogSchemaSource, Codec
+from streams.core.broker import EmbeddedBroker
+from streams.core.catalog import Catalog, default_catalog
+from streams.core.codec import CatalogSchemaSource, Codec
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +71,7 @@ def codec(catalog: Catalog) -> Codec:
 def bus() -> Iterator[str]:
     """A broker of its own with every catalogue topic, for components that read the
     catalogue's topic names (the sink, the stages)."""
-    from streams.topics import admin_client, create_topics
+    from streams.core.admin import admin_client, create_topics
 
     with EmbeddedBroker() as broker:
         create_topics(

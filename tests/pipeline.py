@@ -13,13 +13,13 @@ import duckdb
 from connectors.generator.population import PopulationGenerator, RawEvent
 from connectors.generator.publish import publish_events
 from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
-from streams.broker import EmbeddedBroker
-from streams.catalog import default_catalog
-from streams.codec import make_codec
-from streams.kafka import make_producer
-from streams.settings import Settings
-from streams.topics import admin_client, create_topics
-from streams.worker import STAGES, build_runners
+from streams.app.worker import STAGES, build_runners
+from streams.core.admin import admin_client, create_topics
+from streams.core.broker import EmbeddedBroker
+from streams.core.catalog import default_catalog
+from streams.core.codec import make_codec
+from streams.core.kafka import make_producer
+from streams.core.settings import Settings
 from tests.polling import wait_until
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import duckdb
 
 from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
-from streams.catalog import default_catalog
-from streams.codec import make_codec
-from streams.jsonavro import from_json
-from streams.kafka import make_producer
-from streams.settings import Settings
+from streams.core.catalog import default_catalog
+from streams.core.codec import make_codec
+from streams.core.jsonavro import from_json
+from streams.core.kafka import make_producer
+from streams.core.settings import Settings
 from tests.polling import wait_until
 
 TOUCHPOINTS = "cust.touchpoints.v1"

@@ -29,6 +29,8 @@ from typing import Any
 
 import orjson
 
+from streams.core.topics import CATALOG, CLICKSTREAM, FULFILLMENT, MESSAGING, MOBILE, SOCIAL
+
 HOUR = 3_600_000
 MINUTE = 60_000
 DAY = 24 * HOUR
@@ -255,7 +257,7 @@ class PopulationGenerator:
             "traits_json": None,
             "consent_json": None,
         }
-        return RawEvent("cust.clickstream.raw.v1", c["anon"], record)
+        return RawEvent(CLICKSTREAM, c["anon"], record)
 
     def _message(
         self, c: dict, t: int, channel: str, kind: str, message_id: str, link: str | None = None
@@ -277,7 +279,7 @@ class PopulationGenerator:
             "occurred_at": t,
             "received_at": self._recv(t),
         }
-        return RawEvent("cust.messaging.raw.v1", c["id"], record)
+        return RawEvent(MESSAGING, c["id"], record)
 
     def _mobile(
         self, c: dict, t: int, name: str, campaign: dict | None = None, props: dict | None = None
@@ -322,7 +324,7 @@ class PopulationGenerator:
             "properties_json": orjson.dumps(props).decode() if props else None,
             "traits_json": None,
         }
-        return RawEvent("cust.mobile.raw.v1", c["app_anon"], record)
+        return RawEvent(MOBILE, c["app_anon"], record)
 
     def _social(self, c: dict, t: int, kind: str, link: str | None = None) -> RawEvent:
         record = {
@@ -343,7 +345,7 @@ class PopulationGenerator:
             "occurred_at": t,
             "received_at": self._recv(t),
         }
-        return RawEvent("cust.social.raw.v1", c["handle"], record)
+        return RawEvent(SOCIAL, c["handle"], record)
 
     def _order(self, c: dict, t: int, kind: str, order: dict, sales_channel: str) -> RawEvent:
         record = {
@@ -378,7 +380,7 @@ class PopulationGenerator:
             "captured_at": self._recv(t),
             "source_position": f"gen:{self._seq}",
         }
-        return RawEvent("cust.fulfillment.raw.v1", c["id"], record)
+        return RawEvent(FULFILLMENT, c["id"], record)
 
     # -- touches ------------------------------------------------------------------------
     def _touch(self, c: dict, channel: str, t: int, identify: bool) -> list[RawEvent]:
@@ -563,7 +565,7 @@ class PopulationGenerator:
         brands = ("Stride", "Northwall", "Kestrel", "Moss & Pine")
         return [
             RawEvent(
-                "cust.catalog.products.v1",
+                CATALOG,
                 product,
                 {
                     "product_id": product,

@@ -9,8 +9,8 @@ from confluent_kafka import Producer
 
 from connectors.generator.population import RawEvent
 from connectors.pii import protect_revision
-from streams.codec import Codec
-from streams.errors import FatalError
+from streams.core.codec import Codec
+from streams.core.errors import FatalError
 
 
 def produce_event(

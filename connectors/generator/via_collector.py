@@ -25,11 +25,12 @@ from confluent_kafka import Producer
 
 from connectors.generator.population import RawEvent
 from connectors.generator.publish import produce_event
-from streams.codec import Codec
-from streams.errors import FatalError
+from streams.core.codec import Codec
+from streams.core.errors import FatalError
+from streams.core.topics import CLICKSTREAM, MESSAGING, MOBILE, SOCIAL
 
-SEGMENT_SOURCES = {"cust.clickstream.raw.v1": "web", "cust.mobile.raw.v1": "mobile"}
-WEBHOOKS = {"cust.social.raw.v1": "social", "cust.messaging.raw.v1": "messaging"}
+SEGMENT_SOURCES = {CLICKSTREAM: "web", MOBILE: "mobile"}
+WEBHOOKS = {SOCIAL: "social", MESSAGING: "messaging"}
 DEFAULT_KEYS = {s: f"local-{s}" for s in ("web", "mobile", "social", "messaging")}
 MAX_BATCH_EVENTS = 400
 MAX_BATCH_BYTES = 400_000

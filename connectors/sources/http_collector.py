@@ -60,8 +60,9 @@ from aiohttp import web
 from cachetools import TTLCache
 from pydantic import field_validator
 
-from connectors.base import Source, SourceRecord
+from connectors.base import Source
 from connectors.publisher import Publisher
+from connectors.record import SourceRecord
 from connectors.registry import source
 from connectors.settings import ConnectorSettings
 from connectors.sources.body import BodyError, decode_body
@@ -73,16 +74,17 @@ from connectors.sources.tracking import (
     snowplow_record,
 )
 from connectors.web import json_error, serving, until
-from streams import metrics
-from streams.errors import InvalidRecord, internal_error, is_record_fault
+from streams.core import metrics
+from streams.core.errors import InvalidRecord, internal_error, is_record_fault
+from streams.core.topics import CLICKSTREAM, MESSAGING, MOBILE, SOCIAL
 
 log = logging.getLogger(__name__)
 
 SOURCE_TOPICS = {
-    "web": "cust.clickstream.raw.v1",
-    "mobile": "cust.mobile.raw.v1",
-    "social": "cust.social.raw.v1",
-    "messaging": "cust.messaging.raw.v1",
+    "web": CLICKSTREAM,
+    "mobile": MOBILE,
+    "social": SOCIAL,
+    "messaging": MESSAGING,
 }
 TRACKING_SOURCES = frozenset({"web", "mobile"})
 # The smallest transparent GIF: what a Snowplow pixel request expects back.
@@ -185,7 +187,7 @@ def shallow(value: Any, secrets: tuple[str, ...], depth: int = 32) -> Any:
     return value
 
 
-@source("http-collector", topic="cust.clickstream.raw.v1")
+@source("http-collector", topic=CLICKSTREAM)
 class HttpCollector(Source[CollectorSettings]):
     """Accepts tracking calls and webhooks over HTTP (see the module docstring)."""
 

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import orjson
 
-from connectors.base import PollingSource, SourceRecord
+from connectors.base import PollingSource
+from connectors.record import SourceRecord
 from connectors.settings import ConnectorSettings
-from streams.errors import InvalidRecord
+from streams.core.errors import InvalidRecord
 
 log = logging.getLogger(__name__)
 

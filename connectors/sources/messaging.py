@@ -19,13 +19,14 @@ from pathlib import Path
 
 from connectors.registry import source
 from connectors.sources.jsonl import JsonlFileSource, JsonlSettings
+from streams.core.topics import MESSAGING
 
 
 class MessagingFileSettings(JsonlSettings):
     path: Path = Path(".journeybus/inbox/messaging.jsonl")
 
 
-@source("messaging-file", topic="cust.messaging.raw.v1")
+@source("messaging-file", topic=MESSAGING)
 class MessagingFileSource(JsonlFileSource):
     """Messaging events from a JSON Lines file. Key: user id. At least once, file order."""
 

@@ -46,10 +46,12 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
-from connectors.base import PollingSource, SourceRecord
+from connectors.base import PollingSource
+from connectors.record import SourceRecord
 from connectors.registry import source
 from connectors.settings import ConnectorSettings
-from streams.errors import FatalError, InvalidRecord, Retriable
+from streams.core.errors import FatalError, InvalidRecord, Retriable
+from streams.core.topics import FULFILLMENT
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +139,7 @@ def fulfillment_record(row: dict[str, Any], captured_ms: int) -> dict[str, Any]:
     }
 
 
-@source("postgres-fulfillment", topic="cust.fulfillment.raw.v1")
+@source("postgres-fulfillment", topic=FULFILLMENT)
 class PostgresFulfillmentSource(PollingSource[FulfillmentSettings]):
     """Order events from the order-management database (see the module docstring).
 

@@ -18,13 +18,14 @@ from pathlib import Path
 
 from connectors.registry import source
 from connectors.sources.jsonl import JsonlFileSource, JsonlSettings
+from streams.core.topics import SOCIAL
 
 
 class SocialFileSettings(JsonlSettings):
     path: Path = Path(".journeybus/inbox/social.jsonl")
 
 
-@source("social-file", topic="cust.social.raw.v1")
+@source("social-file", topic=SOCIAL)
 class SocialFileSource(JsonlFileSource):
     """Social events from a JSON Lines file. Key: handle. At least once, file order."""
 

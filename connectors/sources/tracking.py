@@ -24,8 +24,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from streams.errors import InvalidRecord
-from streams.jsonavro import parse_timestamp_ms
+from streams.core.errors import InvalidRecord
+from streams.core.jsonavro import parse_timestamp_ms
 
 SEGMENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 SNOWPLOW_TYPES = {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from streams.attribution.markov import MarkovModel, MarkovResult
 from streams.attribution.models import DEFAULT_HALF_LIFE_HOURS, RULE_MODELS, rule_weights
-from streams.errors import FatalError
+from streams.core.errors import FatalError
 
 
 @dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.state import PartitionStore
+from streams.runtime.state import PartitionStore
 
 MODEL = "markov-model"  # the model (version, shares, epoch) this partition credits with
 CONVERSION = "conv:"  # conv:<journey id> → compact journey; due: epoch it was credited in

@@ -27,17 +27,16 @@ from confluent_kafka import Message
 from streams.attribution.credits import journey_credits, markov_credits
 from streams.attribution.markov import MarkovModel, collapse
 from streams.attribution.restate import PartitionModel, shares_moved
-from streams.codec import Codec
-from streams.erasure.logic import request_keys
-from streams.errors import InvalidRecord
+from streams.core.codec import Codec
+from streams.core.errors import InvalidRecord
+from streams.core.settings import AttributionSettings, Settings
+from streams.core.topics import ATTRIBUTION, JOURNEYS
 from streams.journeys.logic import check_conversion
-from streams.settings import AttributionSettings, Settings, get_settings
-from streams.sideinput import SideInput
-from streams.stage import OFF_PATH_FETCH_WAIT_MS, BatchContext, Stage, TopicPartitionKey
-from streams.state import PartitionStore
+from streams.runtime.erasures import request_keys
+from streams.runtime.sideinput import SideInput
+from streams.runtime.stage import OFF_PATH_FETCH_WAIT_MS, BatchContext, Stage, TopicPartitionKey
+from streams.runtime.state import PartitionStore
 
-JOURNEYS = "cust.journeys.v1"
-ATTRIBUTION = "cust.attribution.v1"
 RESTATE_PER_TICK = 2_000  # conversions restated per partition and tick (bounded batches)
 DAY_MS = 86_400_000
 
@@ -80,8 +79,8 @@ class AttributionStage(Stage):
     stateful = True  # the conversions each partition credited, for restatements
     fetch_wait_ms = OFF_PATH_FETCH_WAIT_MS  # not on the touchpoints' freshness path
 
-    def __init__(self, config: AttributionSettings | None = None) -> None:
-        self.config = config or get_settings().attribution
+    def __init__(self, settings: Settings, config: AttributionSettings | None = None) -> None:
+        self.config = config or settings.attribution
         self.paths = GlobalPaths(self.config.markov_order)
         self.version = f"markov-o{self.config.markov_order}-none"
         self.shares: dict[str, float] = {}  # of the adopted model; empty: none yet

@@ -39,8 +39,8 @@ from typing import Any
 
 import orjson
 
-from streams.errors import InvalidRecord
-from streams.timecheck import sane_time
+from streams.core.errors import InvalidRecord
+from streams.core.timecheck import sane_time
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS

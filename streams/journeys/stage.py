@@ -26,21 +26,18 @@ import fastavro.validation
 import orjson
 from confluent_kafka import Message
 
-from streams.catalog import default_catalog
-from streams.codec import Codec, strip_logical_types
-from streams.erasure.logic import request_keys
-from streams.errors import InvalidRecord
+from streams.core.catalog import default_catalog
+from streams.core.codec import Codec, strip_logical_types
+from streams.core.errors import InvalidRecord
+from streams.core.settings import Settings
+from streams.core.timecheck import sane_time
+from streams.core.topics import JOURNEYS, RAW_SOURCES, STITCHED, TOUCHPOINTS
 from streams.journeys import watermarks
 from streams.journeys.logic import JourneyBuilder, JourneyConfig, new_state, parse_transfer
-from streams.normalise.logic import SOURCE_TOPICS
-from streams.settings import Settings, get_settings
-from streams.stage import BatchContext, Stage, TopicPartitionKey
-from streams.state import PartitionStore
-from streams.timecheck import sane_time
+from streams.runtime.erasures import request_keys
+from streams.runtime.stage import BatchContext, Stage, TopicPartitionKey
+from streams.runtime.state import PartitionStore
 
-STITCHED = "cust.touchpoints.stitched.v1"
-TOUCHPOINTS = "cust.touchpoints.v1"
-JOURNEYS = "cust.journeys.v1"
 WATERMARK = "watermark"
 STATE, HOLD = "c:", "h:"
 HOLD_RECHECK_MS = 200  # how often a conversion the watermark holds is looked at
@@ -77,10 +74,13 @@ class JourneysStage(Stage):
     stateful = True
 
     def __init__(
-        self, config: JourneyConfig | None = None, origin_timeout_ms: int = 30_000
+        self,
+        settings: Settings,
+        config: JourneyConfig | None = None,
+        origin_timeout_ms: int = 30_000,
     ) -> None:
         if config is None:
-            conf = get_settings().journeys
+            conf = settings.journeys
             config = JourneyConfig(
                 lookback_days=conf.lookback_days,
                 conversion_grace_ms=conf.conversion_grace_ms,
@@ -89,7 +89,7 @@ class JourneysStage(Stage):
         self.builder = JourneyBuilder(config)
         self.origin_timeout_ms = origin_timeout_ms
         # the lateness normalise workers hold their reports back by (the same setting)
-        self.lateness_ms = get_settings().journeys.source_lateness_ms
+        self.lateness_ms = settings.journeys.source_lateness_ms
         self._watermarks: dict[TopicPartitionKey, int] = {}
         self._expiry_scanned: dict[TopicPartitionKey, int] = {}  # processing time, ms
         self.source_partitions: set[str] = set()  # every raw partition there is
@@ -104,7 +104,7 @@ class JourneysStage(Stage):
         meta = AdminClient(settings.kafka.confluent_config(bootstrap)).list_topics(timeout=30)
         self.source_partitions = {
             watermarks.partition_id(topic, partition)
-            for topic in SOURCE_TOPICS
+            for topic in RAW_SOURCES
             if topic in meta.topics
             for partition in meta.topics[topic].partitions
         }

@@ -23,19 +23,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from streams.core.errors import InvalidRecord
+from streams.core.keys import contact_node, key_of, node
+from streams.core.timecheck import EARLIEST_MS, MAX_FUTURE_SKEW_MS, possible_time
+from streams.core.topics import CLICKSTREAM, FULFILLMENT, MESSAGING, MOBILE, SOCIAL
 from streams.enrich import channels
 from streams.enrich.devices import parse_device
 from streams.enrich.sentiment import sentiment_score
-from streams.errors import InvalidRecord
-from streams.identity.graph import IdentityGraph, contact_node, key_of, node
-from streams.timecheck import EARLIEST_MS, MAX_FUTURE_SKEW_MS, possible_time
-
-CLICKSTREAM = "cust.clickstream.raw.v1"
-MOBILE = "cust.mobile.raw.v1"
-SOCIAL = "cust.social.raw.v1"
-MESSAGING = "cust.messaging.raw.v1"
-FULFILLMENT = "cust.fulfillment.raw.v1"
-SOURCE_TOPICS = (CLICKSTREAM, MOBILE, SOCIAL, MESSAGING, FULFILLMENT)
+from streams.identity.graph import IdentityGraph
 
 INT32_MAX = 2**31 - 1
 

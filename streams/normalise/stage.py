@@ -39,19 +39,17 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from streams import metrics
-from streams.codec import Codec
-from streams.erasure.logic import request_nodes
-from streams.errors import InvalidRecord
-from streams.identity.graph import IdentityGraph, key_of, node, nodes_for_key
-from streams.normalise.logic import SOURCE_TOPICS, Normaliser
-from streams.settings import Settings, get_settings
-from streams.sideinput import SideInput
-from streams.stage import BatchContext, Stage, TopicPartitionKey
-
-STITCHED = "cust.touchpoints.stitched.v1"
-IDENTITY = "cust.identity.raw.v1"
-CATALOG = "cust.catalog.products.v1"
+from streams.core import metrics
+from streams.core.codec import Codec
+from streams.core.errors import InvalidRecord
+from streams.core.keys import key_of, node, nodes_for_key
+from streams.core.settings import Settings
+from streams.core.topics import CATALOG, IDENTITY, RAW_SOURCES, STITCHED
+from streams.identity.graph import IdentityGraph
+from streams.normalise.logic import Normaliser
+from streams.runtime.erasures import request_nodes
+from streams.runtime.sideinput import SideInput
+from streams.runtime.stage import BatchContext, Stage, TopicPartitionKey
 
 
 def identity_event(group: list[str], tp: dict[str, Any]) -> dict[str, Any]:
@@ -80,17 +78,18 @@ class NormaliseStage(Stage):
     """Raw topics → stitched touchpoints (see module docstring)."""
 
     name = "normalise"
-    inputs = SOURCE_TOPICS
+    inputs = RAW_SOURCES
 
     def __init__(
         self,
+        settings: Settings,
         normaliser: Normaliser | None = None,
         lateness_ms: int | None = None,
         heartbeat_s: float = 1.0,
     ) -> None:
         self.origin = f"normalise-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.lateness_ms = (
-            lateness_ms if lateness_ms is not None else get_settings().journeys.source_lateness_ms
+            lateness_ms if lateness_ms is not None else settings.journeys.source_lateness_ms
         )
         self.heartbeat_s = heartbeat_s
         # raw partition -> max event time of its valid records processed so far

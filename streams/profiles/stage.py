@@ -15,17 +15,15 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from streams.codec import Codec
-from streams.erasure.logic import request_keys
+from streams.core.codec import Codec
+from streams.core.settings import Settings
+from streams.core.topics import PROFILES, SCORES, TOUCHPOINTS
 from streams.profiles.logic import apply_score, apply_touchpoint, new_profile, profile_record
-from streams.settings import Settings
-from streams.sideinput import SideInput
-from streams.stage import OFF_PATH_FETCH_WAIT_MS, BatchContext, Stage, TopicPartitionKey
-from streams.state import PartitionStore
+from streams.runtime.erasures import request_keys
+from streams.runtime.sideinput import SideInput
+from streams.runtime.stage import OFF_PATH_FETCH_WAIT_MS, BatchContext, Stage, TopicPartitionKey
+from streams.runtime.state import PartitionStore
 
-TOUCHPOINTS = "cust.touchpoints.v1"
-SCORES = "cust.customer-scores.v1"
-PROFILES = "cust.profiles.v1"
 PROFILE = "profile:"
 
 
@@ -37,7 +35,7 @@ class ProfilesStage(Stage):
     stateful = True
     fetch_wait_ms = OFF_PATH_FETCH_WAIT_MS  # not on the touchpoints' freshness path
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.scores: dict[str, dict[str, Any]] = {}
         self.pending_scores: set[str] = set()
         self.side_inputs: list[SideInput] = []

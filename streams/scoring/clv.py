@@ -22,7 +22,7 @@ from dataclasses import asdict, astuple, dataclass
 import numpy as np
 from scipy import optimize, special
 
-from streams.errors import InvalidRecord
+from streams.core.errors import InvalidRecord
 
 DAY_UNITS = {"days": 1.0, "weeks": 7.0}
 

@@ -22,10 +22,15 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from streams.codec import Codec
-from streams.erasure.logic import request_keys
-from streams.errors import InvalidRecord
+from streams.core.codec import Codec
+from streams.core.errors import InvalidRecord
+from streams.core.settings import Settings
+from streams.core.topics import JOURNEYS, SCORES
 from streams.journeys.logic import check_conversion
+from streams.runtime.erasures import request_keys
+from streams.runtime.sideinput import SideInput
+from streams.runtime.stage import OFF_PATH_FETCH_WAIT_MS, BatchContext, Stage, TopicPartitionKey
+from streams.runtime.state import PartitionStore
 from streams.scoring.model import (
     FirstPurchase,
     PurchaseHistory,
@@ -34,13 +39,7 @@ from streams.scoring.model import (
     order_details,
     score_new_customer,
 )
-from streams.settings import Settings
-from streams.sideinput import SideInput
-from streams.stage import OFF_PATH_FETCH_WAIT_MS, BatchContext, Stage, TopicPartitionKey
-from streams.state import PartitionStore
 
-JOURNEYS = "cust.journeys.v1"
-SCORES = "cust.customer-scores.v1"
 SCORED = "scored:"
 HOLD = "hold:"
 FIT_TIME_SHARE_INVERSE = 10  # a refit waits ten times the last fit's duration
@@ -56,6 +55,7 @@ class ScoringStage(Stage):
 
     def __init__(
         self,
+        settings: Settings,
         fit_interval_s: float = 10.0,
         model_wait_ms: int = 2_000,
         refit_growth: float = 0.05,

@@ -42,13 +42,13 @@ from connectors.generator.oms import SampleOrders, write_sample_orders
 from connectors.generator.population import GroundTruth, PopulationGenerator
 from connectors.generator.via_collector import publish_via_collector
 from connectors.sources.postgres_fulfillment import FulfillmentSettings, install_schema
-from streams.broker import EmbeddedBroker
-from streams.catalog import default_catalog
-from streams.codec import make_codec
-from streams.demo import free_port, wait_for_collector
-from streams.kafka import make_producer
-from streams.settings import Settings
-from streams.topics import admin_client, create_topics
+from streams.app.demo import free_port, wait_for_collector
+from streams.core.admin import admin_client, create_topics
+from streams.core.broker import EmbeddedBroker
+from streams.core.catalog import default_catalog
+from streams.core.codec import make_codec
+from streams.core.kafka import make_producer
+from streams.core.settings import Settings
 from tests.polling import wait_until
 from tests.sinkhelpers import read_snapshot
 
@@ -117,7 +117,7 @@ class CrashRun:
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 (the child holds it)
         args = [*COMPONENTS[name], "--log-level", "warning"]
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", *args],
+            [sys.executable, "-m", "streams.app.cli", *args],
             env=self._env(),
             stdout=log,
             stderr=log,

@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from connectors.generator.oms import SampleOrders, write_sample_orders
 from connectors.sources.postgres_fulfillment import FulfillmentSettings
 from connectors.testing import read_topic
-from streams.deadletter import dead_letter_topic
+from streams.runtime.deadletter import dead_letter_topic
 from tests.polling import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
@@ -46,7 +46,7 @@ def test_kill_9_during_capture_loses_nothing_and_keeps_event_ids(bootstrap, tmp_
         "CONNECTORS__POSTGRES_FULFILLMENT__BATCH_MAX_RECORDS": "40",
         "CONNECTORS__POSTGRES_FULFILLMENT__POLL_INTERVAL_S": "0.05",
     }
-    command = [sys.executable, "-m", "streams.cli", "connector", "run", "postgres-fulfillment"]
+    command = [sys.executable, "-m", "streams.app.cli", "connector", "run", "postgres-fulfillment"]
     log = (tmp_path / "source.log").open("ab")
 
     def start() -> subprocess.Popen:
@@ -159,8 +159,8 @@ def _read_from_zero(bootstrap: str, topic: str) -> _Ids:
     watermarks the broker reports: tells a lost record from a reader that skipped it."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from streams.codec import make_codec
-    from streams.settings import Settings
+    from streams.core.codec import make_codec
+    from streams.core.settings import Settings
 
     codec = make_codec(Settings()).for_topic(TOPIC)
     consumer = Consumer(

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from prometheus_client.metrics import MetricWrapperBase
 
 from connectors import registry
-from streams import metrics
-from streams.cli import main
-from streams.settings import Settings
+from streams.app.cli import main
+from streams.core import metrics
+from streams.core.settings import Settings
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 METRICS_PORT = 9400

@@ -20,7 +20,7 @@ from connectors.sinks.duckdb.dashboard.server import DashboardServer
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("JOURNEYBUS_SCREENSHOTS", ROOT / ".journeybus" / "screenshots"))
-CLI = [sys.executable, "-m", "streams.cli"]
+CLI = [sys.executable, "-m", "streams.app.cli"]
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"

@@ -26,7 +26,7 @@ def demo(root: Path, *args: str) -> str:
     }
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "demo", *args],
+        [sys.executable, "-m", "streams.app.cli", "demo", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -22,10 +22,10 @@ import pytest
 
 from connectors.generator.population import contact_email
 from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
-from streams import metrics
-from streams.codec import make_codec
-from streams.erasure.requests import forget
-from streams.identity.graph import hash_contact
+from streams.app.forget import forget
+from streams.core import metrics
+from streams.core.codec import make_codec
+from streams.core.keys import hash_contact
 from tests.pipeline import Pipeline, population
 
 CUSTOMERS = 150
@@ -156,7 +156,7 @@ def test_forget_leaves_no_row_naming_the_customers(run):
 
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": pipe.bootstrap}
     out = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "forget", a, "--opt-out", "--reason", "DSR-1"],
+        [sys.executable, "-m", "streams.app.cli", "forget", a, "--opt-out", "--reason", "DSR-1"],
         env=env,
         capture_output=True,
         text=True,

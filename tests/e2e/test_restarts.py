@@ -16,10 +16,10 @@ import pytest
 
 from connectors.generator.population import PopulationGenerator
 from connectors.generator.via_collector import publish_via_collector
-from streams.codec import make_codec
-from streams.demo import free_port, wait_for_collector
-from streams.kafka import make_producer
-from streams.settings import Settings
+from streams.app.demo import free_port, wait_for_collector
+from streams.core.codec import make_codec
+from streams.core.kafka import make_producer
+from streams.core.settings import Settings
 from tests.integration.test_up import alive, descendants
 from tests.polling import wait_until
 from tests.sinkhelpers import read_snapshot
@@ -46,7 +46,7 @@ class Up:
         self.bootstrap = ""
 
     def start(self) -> None:
-        args = [sys.executable, "-m", "streams.cli", "up", "--log-level", "warning"]
+        args = [sys.executable, "-m", "streams.app.cli", "up", "--log-level", "warning"]
         args += ["--collector-port", str(self.port), "--metrics-base-port", str(free_port())]
         self.proc = subprocess.Popen(
             args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from connectors.generator.publish import publish_events
-from streams.broker import EmbeddedBroker
-from streams.catalog import default_catalog
-from streams.codec import make_codec
-from streams.kafka import make_producer
-from streams.settings import Settings
-from streams.topics import admin_client, create_topics
+from streams.core.admin import admin_client, create_topics
+from streams.core.broker import EmbeddedBroker
+from streams.core.catalog import default_catalog
+from streams.core.codec import make_codec
+from streams.core.kafka import make_producer
+from streams.core.settings import Settings
 from tests.pipeline import population
 from tests.polling import wait_until
 from tests.sinkhelpers import read_snapshot
@@ -57,7 +57,7 @@ class Workers:
     def start(self, name: str, *args: str) -> None:
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 (the child holds it)
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", *args, "--log-level", "info"],
+            [sys.executable, "-m", "streams.app.cli", *args, "--log-level", "info"],
             env=self.env(f"rt-{name}"),
             stdout=log,
             stderr=log,

@@ -17,9 +17,9 @@ from typing import Any
 from hypothesis import strategies as st
 
 from connectors.generator.population import PopulationGenerator
-from streams.catalog import default_catalog
+from streams.core.catalog import default_catalog
+from streams.core.jsonavro import from_json
 from streams.enrich import channels
-from streams.jsonavro import from_json
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)

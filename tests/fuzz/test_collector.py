@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 
 from connectors.sources.http_collector import SOURCE_TOPICS
 from connectors.testing import read_topic
-from streams.deadletter import dead_letter_topic
-from streams.demo import free_port
+from streams.app.demo import free_port
+from streams.runtime.deadletter import dead_letter_topic
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.broker
@@ -82,7 +82,7 @@ def target(bootstrap: str, tmp_path_factory) -> Iterator[Target]:
         "PYTHONPATH": str(ROOT),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "collect", "--port", str(port)],
+        [sys.executable, "-m", "streams.app.cli", "collect", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -10,9 +10,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connectors.generator.population import PopulationGenerator
-from streams.codec import make_codec
-from streams.errors import DecodeError
-from streams.settings import Settings
+from streams.core.codec import make_codec
+from streams.core.errors import DecodeError
+from streams.core.settings import Settings
 
 CODEC = make_codec(Settings())
 EVENTS = [e for e in PopulationGenerator(15, seed=2).generate() if not e.invalid]

@@ -16,14 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
-from streams.broker import EmbeddedBroker
-from streams.catalog import default_catalog
-from streams.codec import make_codec
-from streams.erasure.logic import ERASURE_TOPIC
-from streams.kafka import make_producer
-from streams.settings import Settings
-from streams.stage import produce_outputs
-from streams.topics import admin_client, create_topics
+from streams.core.admin import admin_client, create_topics
+from streams.core.broker import EmbeddedBroker
+from streams.core.catalog import default_catalog
+from streams.core.codec import make_codec
+from streams.core.kafka import make_producer
+from streams.core.settings import Settings
+from streams.core.topics import ERASURE
+from streams.runtime.stage import produce_outputs
 from tests.fuzz.avro_values import records
 
 pytestmark = pytest.mark.broker
@@ -32,7 +32,7 @@ CODEC = make_codec(Settings())
 SINK_TOPICS = sorted(
     t
     for t in {topic for table in DuckDBSink(Settings()).tables for topic in table.topics}
-    if t != ERASURE_TOPIC
+    if t != ERASURE
 )
 OFFSETS = itertools.count()  # unique per record, so each dead letter names its record
 
@@ -132,9 +132,9 @@ def test_every_record_becomes_rows_or_a_dead_letter(sink, topic):
     check()
 
 
-@given(batch=st.lists(records(ERASURE_TOPIC), min_size=1, max_size=4))
+@given(batch=st.lists(records(ERASURE), min_size=1, max_size=4))
 def test_any_erasure_request_is_applied_or_dead_lettered(sink, batch):
-    msgs = messages(ERASURE_TOPIC, batch)
+    msgs = messages(ERASURE, batch)
     sink.write_now(msgs)
     for msg, request in zip(msgs, batch, strict=True):
         (logged,) = sink.db.execute(
@@ -142,6 +142,6 @@ def test_any_erasure_request_is_applied_or_dead_lettered(sink, batch):
         ).fetchone()
         (dead,) = sink.db.execute(
             "SELECT count(*) FROM dead_letters WHERE source_topic = ? AND source_offset = ?",
-            [ERASURE_TOPIC, msg.offset()],
+            [ERASURE, msg.offset()],
         ).fetchone()
         assert logged or dead, request

@@ -19,18 +19,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.attribution.stage import AttributionStage
-from streams.codec import make_codec
-from streams.deadletter import DeadLetterPolicy
-from streams.errors import InvalidRecord
+from streams.core.codec import make_codec
+from streams.core.errors import InvalidRecord
+from streams.core.settings import Settings
+from streams.core.topics import RAW_SOURCES
 from streams.journeys.stage import JourneysStage
-from streams.normalise.logic import SOURCE_TOPICS
 from streams.normalise.stage import NormaliseStage
 from streams.profiles.stage import ProfilesStage
+from streams.runtime.deadletter import DeadLetterPolicy
+from streams.runtime.stage import BatchContext, RecordProcessor, Stage
+from streams.runtime.state import PartitionStore
 from streams.scoring.model import PurchaseHistory, ScoringModel, fit_scoring_model
 from streams.scoring.stage import ScoringStage
-from streams.settings import Settings
-from streams.stage import BatchContext, RecordProcessor, Stage
-from streams.state import PartitionStore
 from tests.fuzz.avro_values import records
 from tests.unit.test_scoring_model import cdnow_journeys
 
@@ -107,19 +107,19 @@ def batches(topic: str) -> st.SearchStrategy:
     return st.lists(records(topic), min_size=1, max_size=6)
 
 
-@pytest.mark.parametrize("topic", SOURCE_TOPICS)
+@pytest.mark.parametrize("topic", RAW_SOURCES)
 def test_normalise_processes_or_dead_letters_any_raw_record(topic):
     # the profile's examples are per stage: normalise shares them among its inputs
-    @settings(max_examples=max(10, settings.default.max_examples // len(SOURCE_TOPICS)))
+    @settings(max_examples=max(10, settings.default.max_examples // len(RAW_SOURCES)))
     @given(batch=batches(topic))
     def check(batch):
-        run_batch(NormaliseStage(), topic, batch)
+        run_batch(NormaliseStage(Settings()), topic, batch)
 
     check()
 
 
 def journeys_stage() -> JourneysStage:
-    stage = JourneysStage()
+    stage = JourneysStage(Settings())
     stage.source_partitions = {"cust.clickstream.raw.v1/0"}  # as attach_side_inputs would
     return stage
 
@@ -131,7 +131,7 @@ def test_journeys_processes_or_dead_letters_any_stitched_record(batch):
 
 @given(batch=batches("cust.journeys.v1"))
 def test_attribution_processes_or_dead_letters_any_journey(batch):
-    stage = AttributionStage()
+    stage = AttributionStage(Settings())
     side_input(stage.paths.apply, batch)  # the Markov model learns from the same journeys
     stage.shares = stage.paths.model().solve().shares or {}
     run_batch(stage, "cust.journeys.v1", batch)
@@ -150,7 +150,7 @@ def scoring_model() -> ScoringModel:
 
 @given(batch=batches("cust.journeys.v1"), fitted=st.booleans())
 def test_scoring_processes_or_dead_letters_any_journey(batch, fitted):
-    stage = ScoringStage()
+    stage = ScoringStage(Settings())
     stage.model = scoring_model() if fitted else None
     side_input(stage.history.apply_journey, batch)
     run_batch(stage, "cust.journeys.v1", batch)
@@ -158,6 +158,6 @@ def test_scoring_processes_or_dead_letters_any_journey(batch, fitted):
 
 @given(batch=batches("cust.touchpoints.v1"), scores=st.lists(records("cust.customer-scores.v1")))
 def test_profiles_processes_or_dead_letters_any_touchpoint(batch, scores):
-    stage = ProfilesStage()
+    stage = ProfilesStage(Settings())
     side_input(stage._take_score, scores)
     run_batch(stage, "cust.touchpoints.v1", batch)

@@ -11,9 +11,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.broker import EmbeddedBroker, resolve_bootstrap, write_state
-from streams.errors import FatalError
-from streams.settings import Settings
+from streams.core.broker import EmbeddedBroker, resolve_bootstrap, write_state
+from streams.core.errors import FatalError
+from streams.core.settings import Settings
 from tests import polling
 
 
@@ -66,7 +66,7 @@ def _start_cli(tmp_path: Path, *args: str, env_extra: dict | None = None) -> sub
     env = {**os.environ, "JOURNEYBUS__RUNTIME_DIR": str(tmp_path / "rt"), **(env_extra or {})}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None) if not env_extra else None
     return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "streams.app.cli", *args],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -133,7 +133,7 @@ def test_topics_create_list_describe_through_the_cli(tmp_path, catalog):
 
         def cli(*args):
             return subprocess.run(
-                [sys.executable, "-m", "streams.cli", *args],
+                [sys.executable, "-m", "streams.app.cli", *args],
                 env=env,
                 capture_output=True,
                 text=True,

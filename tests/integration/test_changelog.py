@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.catalog import default_catalog
-from streams.changelog import CHECKPOINT_KEY, Changelogs
-from streams.kafka import consumer_config, log_ids, make_producer
-from streams.settings import Settings
-from streams.state import PartitionStore
+from streams.core.catalog import default_catalog
+from streams.core.kafka import consumer_config, log_ids, make_producer
+from streams.core.settings import Settings
+from streams.runtime.changelog import CHECKPOINT_KEY, Changelogs
+from streams.runtime.state import PartitionStore
 
 STAGE, INPUT = "journeys", "cust.touchpoints.stitched.v1"
 

@@ -7,8 +7,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from streams.codec import Codec, RegistrySchemaSource
-from streams.jsonavro import from_json
+from streams.core.codec import Codec, RegistrySchemaSource
+from streams.core.jsonavro import from_json
 
 
 def consume(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list:

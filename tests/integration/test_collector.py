@@ -17,15 +17,15 @@ from aiohttp import ClientSession, web
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.sources.http_collector import (
-    SOURCE_TOPICS,
+    RAW_SOURCES,
     CollectorSettings,
     HttpCollector,
     hash_write_key,
 )
 from connectors.testing import Running, read_topic, wait_for
-from streams.deadletter import dead_letter_topic
-from streams.identity.graph import hash_contact
-from streams.settings import Settings
+from streams.core.keys import hash_contact
+from streams.core.settings import Settings
+from streams.runtime.deadletter import dead_letter_topic
 
 pytestmark = pytest.mark.broker
 
@@ -46,11 +46,11 @@ class Collector:
     bootstrap: str
 
     def records(self, source: str) -> list:
-        topic = SOURCE_TOPICS[source]
+        topic = RAW_SOURCES[source]
         return read_topic(self.bootstrap, self.prefix + topic, topic)
 
     def dead_letters(self, source: str) -> list:
-        dlq = dead_letter_topic(SOURCE_TOPICS[source])
+        dlq = dead_letter_topic(RAW_SOURCES[source])
         return read_topic(self.bootstrap, self.prefix + dlq, dlq)
 
     def post(self, path: str, body, key: str | None = "seg-web", **kw) -> httpx.Response:
@@ -68,7 +68,7 @@ def start_collector(
     bootstrap: str, tmp_path, collector_class: type[HttpCollector] = HttpCollector, **settings
 ) -> Iterator[Collector]:
     prefix = f"collector.{uuid.uuid4().hex[:8]}."
-    topics = [t for s in SOURCE_TOPICS.values() for t in (s, dead_letter_topic(s))]
+    topics = [t for s in RAW_SOURCES.values() for t in (s, dead_letter_topic(s))]
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics(
         [NewTopic(prefix + t, num_partitions=2, replication_factor=1) for t in topics]

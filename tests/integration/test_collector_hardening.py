@@ -203,7 +203,7 @@ def test_a_failing_route_answers_a_counted_json_500(bootstrap, tmp_path):
 )
 def test_a_bad_write_key_configuration_names_no_key(value, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "collect", "--port", "0"],
+        [sys.executable, "-m", "streams.app.cli", "collect", "--port", "0"],
         env={
             **os.environ,
             "PYTHONPATH": str(ROOT),

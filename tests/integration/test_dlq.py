@@ -13,11 +13,11 @@ from confluent_kafka import Producer
 
 from connectors.generator.population import PopulationGenerator
 from connectors.testing import read_topic
-from streams.codec import make_codec
-from streams.deadletter import dead_letter_record, dead_letter_topic
-from streams.errors import InvalidRecord
-from streams.jsonavro import to_json
-from streams.settings import Settings
+from streams.core.codec import make_codec
+from streams.core.errors import InvalidRecord
+from streams.core.jsonavro import to_json
+from streams.core.settings import Settings
+from streams.runtime.deadletter import dead_letter_record, dead_letter_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 CLICKS, SOCIAL = "cust.clickstream.raw.v1", "cust.social.raw.v1"
@@ -31,7 +31,7 @@ def journeybus(bootstrap: str, tmp_path: Path, *args: str) -> str:
         "PYTHONPATH": str(ROOT),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "streams.app.cli", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
-from streams.errors import FatalError
+from streams.core.errors import FatalError
 from tests.sinkhelpers import TOUCHPOINTS, SinkThread, example, produce, touchpoints
 
 

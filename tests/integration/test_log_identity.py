@@ -12,13 +12,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from connectors.testing import read_topic
-from streams.broker import EmbeddedBroker
-from streams.catalog import default_catalog
-from streams.codec import make_codec
+from streams.core.admin import admin_client, create_topics
+from streams.core.broker import EmbeddedBroker
+from streams.core.catalog import default_catalog
+from streams.core.codec import make_codec
+from streams.core.settings import Settings
 from streams.profiles.stage import ProfilesStage
-from streams.settings import Settings
-from streams.stage import StageRunner
-from streams.topics import admin_client, create_topics
+from streams.runtime.stage import StageRunner
 from tests.polling import wait_until
 from tests.sinkhelpers import TOUCHPOINTS, SinkThread, produce, touchpoints
 
@@ -85,7 +85,7 @@ class Profiles:
     def __init__(self, bootstrap: str, root) -> None:
         settings = Settings(runtime_dir=root)
         codec = make_codec(settings)
-        stage = ProfilesStage()
+        stage = ProfilesStage(Settings())
         stage.attach_erasures(codec, settings, bootstrap)
         stage.attach_side_inputs(codec, settings, bootstrap)
         self.runner = StageRunner(stage, settings, bootstrap, codec)

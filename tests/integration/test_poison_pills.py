@@ -13,11 +13,11 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.testing import read_topic
-from streams.codec import make_codec
+from streams.core.codec import make_codec
+from streams.core.settings import Settings
 from streams.journeys.stage import JourneysStage
 from streams.normalise.stage import NormaliseStage
-from streams.settings import Settings
-from streams.stage import StageRunner, runners_ready
+from streams.runtime.stage import StageRunner, runners_ready
 from tests.polling import wait_until
 from tests.sinkhelpers import example, produce
 
@@ -155,7 +155,7 @@ def test_assistant_referrers_become_touchpoints(bus, tmp_path):
     stage replayed the same batch for ever."""
     for referrer, name in ASSISTANTS.items():
         produce(bus, CLICKS, clicks([name] * 3, referrer, tag=name), "anonymous_id")
-    running = Running(NormaliseStage(), bus, tmp_path / "rt")
+    running = Running(NormaliseStage(Settings()), bus, tmp_path / "rt")
     try:
         assert wait_until(lambda: len(touchpoint_names(bus)) >= 3 * len(ASSISTANTS), 60)
     finally:
@@ -172,7 +172,7 @@ def test_assistant_referrers_become_touchpoints(bus, tmp_path):
 
 def test_a_timer_that_raises_is_skipped_and_touchpoints_still_flow(bus, tmp_path):
     produce(bus, CLICKS, clicks([f"Viewed {i}" for i in range(10)]), "anonymous_id")
-    normalise = Running(NormaliseStage(), bus, tmp_path / "n")
+    normalise = Running(NormaliseStage(Settings()), bus, tmp_path / "n")
     journeys = Running(FailingTimers(), bus, tmp_path / "j")
     try:
         assert wait_until(lambda: len(read_topic(bus, TOUCHPOINTS, TOUCHPOINTS)) >= 10, 60)

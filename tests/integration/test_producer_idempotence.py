@@ -4,9 +4,9 @@ busy to answer the check in time once made the PostgreSQL source idempotent."""
 
 import pytest
 
-from streams.broker import EmbeddedBroker
-from streams.kafka import is_embedded_broker, producer_config
-from streams.settings import Settings
+from streams.core.broker import EmbeddedBroker
+from streams.core.kafka import is_embedded_broker, producer_config
+from streams.core.settings import Settings
 
 pytestmark = pytest.mark.broker
 

@@ -27,7 +27,16 @@ def snapshot(tmp_path: Path) -> Path:
 
 def query(snapshot: Path, sql: str, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "query", sql, "--database", str(snapshot), *flags],
+        [
+            sys.executable,
+            "-m",
+            "streams.app.cli",
+            "query",
+            sql,
+            "--database",
+            str(snapshot),
+            *flags,
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,

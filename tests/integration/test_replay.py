@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.testing import example_records, read_topic
-from streams.deadletter import dead_letter_topic
+from streams.runtime.deadletter import dead_letter_topic
 
 pytestmark = pytest.mark.broker
 
@@ -40,7 +40,7 @@ def _replay(bootstrap: str, prefix: str, *args: str) -> str:
         "CONNECTORS__REPLAY__TOPIC_PREFIX": prefix,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "replay", *args],
+        [sys.executable, "-m", "streams.app.cli", "replay", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -8,12 +8,12 @@ import threading
 import pytest
 
 from connectors.testing import read_topic
-from streams.catalog import default_catalog
-from streams.codec import make_codec
-from streams.jsonavro import from_json
+from streams.core.catalog import default_catalog
+from streams.core.codec import make_codec
+from streams.core.jsonavro import from_json
+from streams.core.settings import Settings
+from streams.runtime.stage import StageRunner
 from streams.scoring.stage import ScoringStage
-from streams.settings import Settings
-from streams.stage import StageRunner
 from tests.polling import wait_until
 from tests.sinkhelpers import produce
 from tests.unit.test_scoring_model import cdnow_journeys
@@ -39,7 +39,7 @@ def _records(topic: str, values: list[dict]) -> list[dict]:
 class Scoring:
     def __init__(self, bootstrap: str, root) -> None:
         settings = Settings(runtime_dir=root)
-        stage = ScoringStage(fit_interval_s=0.5)
+        stage = ScoringStage(Settings(), fit_interval_s=0.5)
         stage.attach_side_inputs(make_codec(settings), settings, bootstrap)
         self.runner = StageRunner(stage, settings, bootstrap, make_codec(settings))
         self.stop = threading.Event()

@@ -11,7 +11,7 @@ import pytest
 from connectors.sources.http_collector import CollectorSettings, HttpCollector, hash_write_key
 from connectors.sources.postgres_fulfillment import FulfillmentSettings, PostgresFulfillmentSource
 from connectors.testing import Running
-from streams.settings import KafkaSettings, Settings
+from streams.core.settings import KafkaSettings, Settings
 
 PASSWORD = "pa55-w0rd-never-logged"
 WRITE_KEY = "wk-never-logged-4242"

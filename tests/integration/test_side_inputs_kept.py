@@ -3,9 +3,9 @@ retention would let a restarted or moved worker rebuild its lookups from part of
 
 from __future__ import annotations
 
-from streams.catalog import default_catalog
-from streams.settings import Settings
-from streams.worker import STAGES, build_runners
+from streams.app.worker import STAGES, build_runners
+from streams.core.catalog import default_catalog
+from streams.core.settings import Settings
 
 
 def test_every_side_input_topic_is_kept_forever(bus, tmp_path):

@@ -17,9 +17,9 @@ import pytest
 from connectors.generator.oms import write_sample_orders
 from connectors.generator.population import PopulationGenerator
 from connectors.generator.publish import publish_events
-from streams.codec import make_codec
-from streams.kafka import make_producer
-from streams.settings import Settings
+from streams.core.codec import make_codec
+from streams.core.kafka import make_producer
+from streams.core.settings import Settings
 from tests.polling import wait_until
 
 CHILDREN = [
@@ -110,7 +110,7 @@ def stack(tmp_path):
         [
             sys.executable,
             "-m",
-            "streams.cli",
+            "streams.app.cli",
             "up",
             "--log-level",
             "warning",
@@ -186,7 +186,7 @@ def test_a_killed_child_is_restarted(stack):
     _proc, _, base, _, _ = stack
     assert wait(lambda: get(f"http://127.0.0.1:{base}/health")[0] == 200)
     out = subprocess.run(
-        ["pgrep", "-f", "streams.cli worker --stage normalise"], capture_output=True, text=True
+        ["pgrep", "-f", "streams.app.cli worker --stage normalise"], capture_output=True, text=True
     ).stdout.split()
     first = {int(p) for p in out}
     assert first
@@ -197,7 +197,7 @@ def test_a_killed_child_is_restarted(stack):
             {
                 int(p)
                 for p in subprocess.run(
-                    ["pgrep", "-f", "streams.cli worker --stage normalise"],
+                    ["pgrep", "-f", "streams.app.cli worker --stage normalise"],
                     capture_output=True,
                     text=True,
                 ).stdout.split()

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from fastavro.utils import generate_many
 
-from streams.asyncapi import asyncapi_document
-from streams.catalog import load_catalog
-from streams.schemacheck import check_catalog, check_evolution, check_examples, check_ids
+from streams.app.asyncapi import asyncapi_document
+from streams.core.catalog import load_catalog
+from streams.core.schemacheck import check_catalog, check_evolution, check_examples, check_ids
 
 DESIGN_TOPICS = {
     "cust.clickstream.raw.v1",
@@ -185,7 +185,8 @@ def test_asyncapi_document_validates_against_the_asyncapi_3_schema(catalog):
 def test_asyncapi_cli_writes_parseable_yaml(tmp_path):
     out = tmp_path / "asyncapi.yaml"
     subprocess.run(
-        [sys.executable, "-m", "streams.cli", "catalog", "--asyncapi", "-o", str(out)], check=True
+        [sys.executable, "-m", "streams.app.cli", "catalog", "--asyncapi", "-o", str(out)],
+        check=True,
     )
     doc = yaml.safe_load(out.read_text())
     assert doc["asyncapi"] == "3.0.0"
@@ -197,7 +198,7 @@ def test_asyncapi_cli_writes_parseable_yaml(tmp_path):
     "retention,ms", [("7d", 604_800_000), ("12h", 43_200_000), ("forever", -1)]
 )
 def test_retention_is_converted_to_kafka_milliseconds(retention, ms):
-    from streams.catalog import retention_ms
+    from streams.core.catalog import retention_ms
 
     assert retention_ms(retention) == ms
 

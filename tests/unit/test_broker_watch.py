@@ -3,7 +3,7 @@ stays down is."""
 
 import time
 
-from streams.kafka import BrokerWatch
+from streams.core.kafka import BrokerWatch
 
 UP = {"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP"}}}
 DOWN = {"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "TRY_CONNECT"}}}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from streams.cli import main
+from streams.app.cli import main
 from streams.scoring import clv
 
 CDNOW = Path(__file__).parents[1] / "fixtures" / "cdnow"

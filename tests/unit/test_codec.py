@@ -4,9 +4,9 @@ import struct
 
 import pytest
 
-from streams.codec import HEADER
-from streams.errors import DecodeError, InvalidRecord
-from streams.jsonavro import from_json
+from streams.core.codec import HEADER
+from streams.core.errors import DecodeError, InvalidRecord
+from streams.core.jsonavro import from_json
 
 TOPIC = "cust.clickstream.raw.v1"
 
@@ -107,7 +107,7 @@ def _fastavro_untagged(codec, topic, record) -> bytes:
 def test_union_tagging_writes_the_bytes_fastavro_would_and_leaves_the_record(codec, catalog):
     import copy
 
-    from streams.codec import union_tagger
+    from streams.core.codec import union_tagger
 
     tagged_topics = 0
     for topic in catalog.topics:
@@ -144,7 +144,7 @@ def test_union_tagger_leaves_primitive_unions_and_tags_nested_optional_records()
 
     import fastavro
 
-    from streams.codec import union_tagger
+    from streams.core.codec import union_tagger
 
     inner = {"type": "record", "name": "ns.Inner", "fields": [{"name": "x", "type": "long"}]}
     schema = {

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from streams.compat import backward_incompatibilities, incompatibilities
+from streams.core.compat import backward_incompatibilities, incompatibilities
 
 BASE = {
     "type": "record",

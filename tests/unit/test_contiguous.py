@@ -6,7 +6,7 @@ import time
 
 from confluent_kafka import Message, TopicPartition
 
-from streams.kafka import Contiguous
+from streams.core.kafka import Contiguous
 
 T = "cust.touchpoints.stitched.v1"
 

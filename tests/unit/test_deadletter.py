@@ -2,13 +2,13 @@
 
 import pytest
 
-from streams.deadletter import (
+from streams.core.errors import InvalidRecord
+from streams.runtime.deadletter import (
     DeadLetterPolicy,
     DeadLetterRateExceeded,
     dead_letter_record,
     dead_letter_topic,
 )
-from streams.errors import InvalidRecord
 
 
 def test_policy_tolerates_half_invalid_and_halts_above():

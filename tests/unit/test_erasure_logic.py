@@ -1,6 +1,6 @@
 """Which data an erasure request hides, and in which order requests are applied."""
 
-from streams.erasure.logic import ErasureList, new_request, request_keys, request_nodes
+from streams.runtime.erasures import ErasureList, new_request, request_keys, request_nodes
 
 
 def _request(opt_out: bool = False, at: int = 1_000, key: str = "c1"):

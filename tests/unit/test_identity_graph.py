@@ -1,6 +1,7 @@
 """Identity graph: groups, deterministic customer keys, idempotent evidence."""
 
-from streams.identity.graph import IdentityGraph, hash_contact, node
+from streams.core.keys import hash_contact, node
+from streams.identity.graph import IdentityGraph
 
 
 def test_anonymous_id_alone_is_its_own_key():
@@ -79,7 +80,7 @@ def test_forget_removes_the_whole_group_and_nothing_else():
 
 
 def test_nodes_for_key_reads_the_key_prefix():
-    from streams.identity.graph import nodes_for_key
+    from streams.core.keys import nodes_for_key
 
     assert nodes_for_key("email:h1") == [node("email_hash", "h1")]
     assert nodes_for_key("handle:@x") == [node("social_handle", "@x")]

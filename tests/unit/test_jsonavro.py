@@ -2,8 +2,8 @@
 
 import pytest
 
-from streams.errors import InvalidRecord
-from streams.jsonavro import from_json, parse_timestamp_ms, to_json
+from streams.core.errors import InvalidRecord
+from streams.core.jsonavro import from_json, parse_timestamp_ms, to_json
 
 SCHEMA = {
     "type": "record",

@@ -4,7 +4,7 @@ import pytest
 
 from streams.attribution.credits import journey_credits, markov_credits
 from streams.attribution.restate import PartitionModel, compact, shares_moved
-from streams.state import PartitionStore
+from streams.runtime.state import PartitionStore
 
 DAY = 86_400_000
 

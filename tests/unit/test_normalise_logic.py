@@ -2,8 +2,8 @@
 
 import pytest
 
-from streams.errors import InvalidRecord
-from streams.jsonavro import from_json
+from streams.core.errors import InvalidRecord
+from streams.core.jsonavro import from_json
 from streams.normalise.logic import (
     CLICKSTREAM,
     FULFILLMENT,

@@ -3,8 +3,8 @@
 import orjson
 
 from connectors.pii import direct_fields, protect, unprotected
-from streams.catalog import default_catalog
-from streams.identity.graph import contact_node, hash_contact, node
+from streams.core.catalog import default_catalog
+from streams.core.keys import contact_node, hash_contact, node
 
 CATALOG = default_catalog()
 

@@ -9,7 +9,7 @@ import pytest
 from connectors import registry
 from connectors.base import PollingSource, Source
 from connectors.settings import ConnectorSettings
-from streams.errors import FatalError
+from streams.core.errors import FatalError
 
 
 @pytest.fixture(autouse=True)

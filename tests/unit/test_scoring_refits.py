@@ -1,5 +1,6 @@
 """When the scoring stage refits its model: growth, age and erasure, at most every interval."""
 
+from streams.core.settings import Settings
 from streams.scoring.stage import ScoringStage
 
 
@@ -12,7 +13,7 @@ def purchase(customer: str, order: str) -> dict:
 
 
 def fitted_stage(orders: int, at: float) -> ScoringStage:
-    stage = ScoringStage(fit_interval_s=10, refit_growth=0.05, max_fit_age_s=3_600)
+    stage = ScoringStage(Settings(), fit_interval_s=10, refit_growth=0.05, max_fit_age_s=3_600)
     for i in range(orders):
         stage.history.apply_journey(purchase(f"c{i}", f"o{i}"))
     assert stage._fit_due(at)  # no model yet

@@ -2,7 +2,7 @@
 
 import pytest
 
-from streams.state import PartitionStore, StateRejected
+from streams.runtime.state import PartitionStore, StateRejected
 
 
 def test_uncommitted_changes_are_lost_on_reopen_committed_ones_kept(tmp_path):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 CHILD = """
-from streams.worker import stop_on_signals
+from streams.app.worker import stop_on_signals
 stop = stop_on_signals()
 print("ready", flush=True)
 while not stop.wait(0.01):  # as the supervisor's and the connectors' loops do

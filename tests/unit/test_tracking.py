@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from connectors.sources.tracking import content_id, segment_record, snowplow_record
-from streams.errors import InvalidRecord
-from streams.jsonavro import parse_timestamp_ms
+from streams.core.errors import InvalidRecord
+from streams.core.jsonavro import parse_timestamp_ms
 
 RECEIVED = parse_timestamp_ms("2026-11-01T12:00:10Z")
 

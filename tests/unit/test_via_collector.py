@@ -8,7 +8,7 @@ import pytest
 from connectors.generator.population import PopulationGenerator
 from connectors.generator.via_collector import SEGMENT_SOURCES, to_segment
 from connectors.sources.tracking import segment_record
-from streams.errors import InvalidRecord
+from streams.core.errors import InvalidRecord
 
 
 def _parsed(record: dict) -> dict:

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.sources.http_collector import configured_digest, hash_write_key
-from streams.cli import main
+from streams.app.cli import main
 
 
 def test_a_hashed_key_and_its_plain_form_give_the_same_digest():

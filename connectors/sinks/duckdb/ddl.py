@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.errors import FatalError
+from streams.core.errors import FatalError
 
 PRIMITIVE = {
     "string": "VARCHAR",

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from connectors.sinks.duckdb.ddl import quote_ident
 from connectors.sinks.duckdb.tables import TableSpec
-from streams.erasure.logic import ErasureList, request_keys
+from streams.runtime.erasures import ErasureList, request_keys
 
 ERASURES_TABLE = "erasures"
 ERASED_VIEW = "_erased"  # the registered Arrow table of erased keys

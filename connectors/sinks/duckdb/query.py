@@ -11,15 +11,17 @@ from typing import Any
 import duckdb
 import orjson
 
-from streams.errors import FatalError
+from connectors.sinks.duckdb.settings import DuckDBSinkSettings
+from streams.core.errors import FatalError
+from streams.core.settings import Settings
 
 
-def snapshot_path(database: Path | None = None) -> Path:
+def snapshot_path(database: Path | None, settings: Settings) -> Path:
+    """``database``, else the sink's read snapshot (``CONNECTORS__DUCKDB__SNAPSHOT``, by
+    default under the runtime directory)."""
     if database is not None:
         return database
-    from connectors.sinks.duckdb.sink import DuckDBSinkSettings
-
-    return DuckDBSinkSettings().snapshot
+    return DuckDBSinkSettings().resolved(settings).snapshot
 
 
 def sandboxed(path: Path, allow_external_access: bool = False) -> duckdb.DuckDBPyConnection:
@@ -37,11 +39,11 @@ def sandboxed(path: Path, allow_external_access: bool = False) -> duckdb.DuckDBP
 
 
 def connect_read_only(
-    database: Path | None = None, allow_external_access: bool = False
+    settings: Settings, database: Path | None = None, allow_external_access: bool = False
 ) -> duckdb.DuckDBPyConnection:
     """A read-only, sandboxed connection to the published snapshot (never blocks the
     sink)."""
-    path = snapshot_path(database)
+    path = snapshot_path(database, settings)
     if not path.exists():
         raise FatalError(
             f"no database at {path}: run the sink (`journeybus sink`, "
@@ -87,11 +89,12 @@ def format_rows(columns: list[str], rows: list[tuple], fmt: str) -> str:
 
 def run_query(
     sql: str,
+    settings: Settings,
     fmt: str = "table",
     database: Path | None = None,
     allow_external_access: bool = False,
 ) -> str:
-    with connect_read_only(database, allow_external_access) as db:
+    with connect_read_only(settings, database, allow_external_access) as db:
         try:
             cursor = db.execute(sql)
         except duckdb.Error as exc:
@@ -147,9 +150,9 @@ REPORT_QUERIES = [
 ]
 
 
-def run_report(database: Path | None = None) -> str:
+def run_report(settings: Settings, database: Path | None = None) -> str:
     out = []
-    with connect_read_only(database) as db:
+    with connect_read_only(settings, database) as db:
         for title, sql in REPORT_QUERIES:
             cursor = db.execute(sql)
             columns = [d[0] for d in cursor.description]

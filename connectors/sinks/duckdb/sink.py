@@ -40,11 +40,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Message
-from pydantic import SecretStr
 
 from connectors.base import Sink
 from connectors.registry import sink
-from connectors.settings import ConnectorSettings, connector_config
 from connectors.sinks.duckdb import ddl
 from connectors.sinks.duckdb.batch_decode import decode_records
 from connectors.sinks.duckdb.ddl import Column, quote_ident
@@ -56,15 +54,16 @@ from connectors.sinks.duckdb.erasure import (
     erased_keys_table,
     hidden_rows_filter,
 )
+from connectors.sinks.duckdb.settings import DuckDBSinkSettings
 from connectors.sinks.duckdb.tables import INGESTED_AT, PRODUCED_AT, TableSpec, table_specs
 from connectors.sinks.duckdb.written import WrittenKeys, key_values
-from streams import metrics
-from streams.catalog import Catalog, default_catalog
-from streams.codec import Codec, make_codec
-from streams.erasure.logic import ERASURE_TOPIC
-from streams.errors import FatalError, InvalidRecord, internal_error, is_record_fault
-from streams.settings import Settings
-from streams.stage import BatchContext, Output
+from streams.core import metrics
+from streams.core.catalog import Catalog, default_catalog
+from streams.core.codec import Codec, make_codec
+from streams.core.errors import FatalError, InvalidRecord, internal_error, is_record_fault
+from streams.core.settings import Settings
+from streams.core.topics import ERASURE, TOUCHPOINTS
+from streams.runtime.stage import BatchContext, Output
 
 log = logging.getLogger(__name__)
 
@@ -79,35 +78,6 @@ ROW_ERRORS = (
 
 VIEWS_SQL = Path(__file__).with_name("views.sql")
 HEADER = 5  # magic byte + schema id
-
-
-class DuckDBSinkSettings(ConnectorSettings):
-    """``CONNECTORS__DUCKDB__*``."""
-
-    model_config = connector_config("duckdb")
-
-    database: Path = Path(".journeybus/journeybus.duckdb")
-    snapshot: Path = Path(".journeybus/journeybus-read.duckdb")
-    # A read snapshot at most every snapshot_interval_s, and at least 1/snapshot_max_share
-    # times the last copy's duration after it: a snapshot copies the whole file, so as
-    # the database grows they space out instead of taking over the sink. (Not the
-    # checkpoint's: it writes what changed, which spacing does not reduce, and one
-    # slow checkpoint spaced the next snapshots out by 5 s at 500 events/s.)
-    snapshot_interval_s: float = 0.5
-    snapshot_max_share: float = 0.2
-    batch_max_rows: int = 20_000
-    batch_max_ms: int = 200
-    group_id: str = "journeybus-duckdb-sink"
-    # PII policy per tag: keep, hash (salted SHA-256, joins still work) or drop (NULL)
-    pii_direct: str = "hash"
-    pii_pseudonymous: str = "keep"
-    pii_salt: SecretStr = SecretStr("journeybus-local")
-    # A row of a forgotten customer produced up to this long after the erasure request
-    # was made by a stage that had not applied it yet is kept out too.
-    erasure_settle_ms: int = 10_000
-    # After erasure requests were applied the database file is rewritten (deleted rows
-    # stay in DuckDB's blocks until then), at most once per this many seconds.
-    erasure_rewrite_interval_s: float = 30.0
 
 
 class PiiPolicy:
@@ -165,6 +135,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         catalog: Catalog | None = None,
     ) -> None:
         super().__init__(settings, bootstrap, conf)
+        self.conf = self.conf.resolved(self.settings)
         self.catalog = catalog or default_catalog()
         self._codec = codec or make_codec(self.settings, self.catalog)
         self.linger_ms = self.conf.batch_max_ms
@@ -189,7 +160,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
         self._copy: threading.Thread | None = None
         self._erased_table: pa.Table | None = None
-        self._logs: dict[str, str] = {}  # topic -> the log it is now (streams.kafka.log_ids)
+        self._logs: dict[str, str] = {}  # topic -> the log it is now (streams.core.kafka.log_ids)
         self._rewrite_due = False  # erasures applied since the database was last rewritten
         self._rewritten_at = 0.0
 
@@ -212,7 +183,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             "next_offset BIGINT, committed_at TIMESTAMP, log_id VARCHAR, "
             "PRIMARY KEY (topic, partition))"
         )
-        # the log each offset is an offset in (streams.kafka.log_ids); None before
+        # the log each offset is an offset in (streams.core.kafka.log_ids); None before
         db.execute("ALTER TABLE _sink_offsets ADD COLUMN IF NOT EXISTS log_id VARCHAR")
         for table in self.tables:
             self._ensure_table(table)
@@ -325,7 +296,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             db.close()
 
     def topics(self) -> list[str]:
-        return sorted([*self.by_topic, ERASURE_TOPIC])
+        return sorted([*self.by_topic, ERASURE])
 
     # -- writing ---------------------------------------------------------------------------
     def write(
@@ -361,7 +332,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         mark = ctx.mark()
         for pos, msg in enumerate(batch):
             topic, value = msg.topic(), msg.value()
-            if topic == ERASURE_TOPIC:
+            if topic == ERASURE:
                 try:
                     request = self.codec.decode(topic, value, msg.partition(), msg.offset())
                     self.erasures.add(request)  # the filter: on_erasure
@@ -405,9 +376,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             written = self._commit_batch(prepared)
         metrics.SINK_BATCH_ROWS.observe(written)
         metrics.SINK_COMMIT_SECONDS.observe(time.perf_counter() - prepared.started)
-        self._observe_freshness(
-            prepared.frames.get("cust.touchpoints.v1", []), int(time.time() * 1000)
-        )
+        self._observe_freshness(prepared.frames.get(TOUCHPOINTS, []), int(time.time() * 1000))
         self.rows_written += written
         if prepared.erasures:
             self._rewrite_due = True

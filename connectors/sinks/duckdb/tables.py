@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from connectors.sinks.duckdb.ddl import Column, array_item_schema, record_columns
-from streams.catalog import Catalog
+from streams.core.catalog import Catalog
+from streams.core.topics import ATTRIBUTION, CATALOG, JOURNEYS, PROFILES, SCORES, TOUCHPOINTS
 
 INGESTED_AT = Column("_ingested_at", "TIMESTAMP", "When the sink committed this row, UTC.")
 PRODUCED_AT = Column(
@@ -61,8 +62,8 @@ def table_specs(catalog: Catalog) -> list[TableSpec]:
     def schema(topic: str) -> dict:
         return catalog.value_schema(topic).raw
 
-    journeys = schema("cust.journeys.v1")
-    profiles = schema("cust.profiles.v1")
+    journeys = schema(JOURNEYS)
+    profiles = schema(PROFILES)
     journey_parent = {
         "journey_id": "journey_id",
         "customer_key": "customer_key",
@@ -91,14 +92,14 @@ def table_specs(catalog: Catalog) -> list[TableSpec]:
     return [
         plain(
             "touchpoints",
-            "cust.touchpoints.v1",
+            TOUCHPOINTS,
             ("touchpoint_id",),
             "Every customer interaction on every channel.",
         ),
-        plain("journeys", "cust.journeys.v1", ("journey_id",), "Conversion paths and null paths."),
+        plain("journeys", JOURNEYS, ("journey_id",), "Conversion paths and null paths."),
         TableSpec(
             "journey_touchpoints",
-            ("cust.journeys.v1",),
+            (JOURNEYS,),
             ("journey_id", "position"),
             [
                 *_pick(record_columns(journeys), journey_parent),
@@ -111,26 +112,26 @@ def table_specs(catalog: Catalog) -> list[TableSpec]:
         ),
         plain(
             "attribution_credits",
-            "cust.attribution.v1",
+            ATTRIBUTION,
             ("credit_id",),
             "Credit per conversion, touch and model.",
         ),
         plain(
             "customer_scores",
-            "cust.customer-scores.v1",
+            SCORES,
             ("score_id",),
             "New-customer scores at first purchase.",
         ),
         plain(
             "customer_profiles",
-            "cust.profiles.v1",
+            PROFILES,
             ("customer_key",),
             "Latest profile per customer.",
             version="version",
         ),
         TableSpec(
             "channel_responsiveness",
-            ("cust.profiles.v1",),
+            (PROFILES,),
             ("customer_key", "channel"),
             [
                 *_pick(record_columns(profiles), profile_parent),
@@ -144,7 +145,7 @@ def table_specs(catalog: Catalog) -> list[TableSpec]:
         ),
         plain(
             "products",
-            "cust.catalog.products.v1",
+            CATALOG,
             ("product_id",),
             "Product catalogue, latest state per product.",
             version="updated_at",

@@ -32,12 +32,12 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams import metrics
-from streams.catalog import Catalog, ChangelogSpec
-from streams.errors import FatalError, Retriable
-from streams.kafka import consumer_config
-from streams.settings import Settings
-from streams.state import PartitionStore
+from streams.core import metrics
+from streams.core.catalog import Catalog, ChangelogSpec
+from streams.core.errors import FatalError, Retriable
+from streams.core.kafka import consumer_config
+from streams.core.settings import Settings
+from streams.runtime.state import PartitionStore
 
 log = logging.getLogger(__name__)
 

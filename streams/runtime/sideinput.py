@@ -18,11 +18,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from streams import metrics
-from streams.codec import Codec
-from streams.errors import InvalidRecord, is_record_fault
-from streams.kafka import Contiguous, consumer_config
-from streams.settings import Settings
+from streams.core import metrics
+from streams.core.codec import Codec
+from streams.core.errors import InvalidRecord, is_record_fault
+from streams.core.kafka import Contiguous, consumer_config
+from streams.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

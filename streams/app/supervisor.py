@@ -27,11 +27,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.broker import EmbeddedBroker, clear_state, embedded_broker, write_state
-from streams.catalog import default_catalog
-from streams.processes import die_with_parent, stop_process
-from streams.settings import Settings, get_settings
-from streams.topics import admin_client, create_topics
+from streams.core.admin import admin_client, create_topics
+from streams.core.broker import EmbeddedBroker, clear_state, embedded_broker, write_state
+from streams.core.catalog import default_catalog
+from streams.core.processes import die_with_parent, stop_process
+from streams.core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Supervisor:
         }
         logs = runtime / "logs"
         logs.mkdir(exist_ok=True)
-        exe = [sys.executable, "-m", "streams.cli"]
+        exe = [sys.executable, "-m", "streams.app.cli"]
         specs: list[tuple[str, list[str]]] = []
         for stage in self.stages:
             for i in range(self.workers):

@@ -54,7 +54,7 @@ class KafkaSettings(BaseSettings):
     client_id: str = "journeybus"
     # Idempotent producers: None = on, except against the embedded broker, which
     # was measured to lose acknowledged records of idempotent producers after a
-    # producer restart (streams.kafka.producer_config).
+    # producer restart (streams.core.kafka.producer_config).
     idempotence: bool | None = None
 
     log_level: int = 4  # librdkafka's syslog levels: 4 warnings and worse, 7 debug

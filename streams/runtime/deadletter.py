@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
-from streams import metrics
-from streams.catalog import DLQ_SUFFIX
-from streams.errors import FatalError, InvalidRecord
+from streams.core import metrics
+from streams.core.catalog import DLQ_SUFFIX
+from streams.core.errors import FatalError, InvalidRecord
 
 log = logging.getLogger(__name__)
 

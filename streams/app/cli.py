@@ -9,7 +9,28 @@ from pathlib import Path
 
 import click
 
-from streams.broker import (
+from connectors import registry
+from connectors.generator.population import PopulationGenerator
+from connectors.generator.publish import publish_events
+from connectors.generator.via_collector import publish_via_collector
+from connectors.sinks.duckdb.dashboard.server import DashboardServer
+from connectors.sinks.duckdb.query import format_rows, run_query, run_report, snapshot_path
+from connectors.sinks.duckdb.sink import DuckDBSink
+from streams.app.asyncapi import asyncapi_document
+from streams.app.connector_cli import collect, connector, hash_key, oms
+from streams.app.connector_cli import replay as replay_command
+from streams.app.demo import run_demo
+from streams.app.dlq import dlq_topics, read_dead_letters
+from streams.app.dlq import replay as replay_dead_letters
+from streams.app.dlq import summarise as summarise_dead_letters
+from streams.app.forget import forget as publish_forget
+from streams.app.logs import configure_logging
+from streams.app.supervisor import Supervisor
+from streams.app.worker import STAGES, run_worker, stop_on_signals
+from streams.attribution.models import ALL_MODELS
+from streams.attribution.paths_file import compute_csv, read_paths, removal_effects_csv
+from streams.core.admin import admin_client, create_topics, list_topic_partitions
+from streams.core.broker import (
     BrokerUnavailable,
     clear_state,
     embedded_broker,
@@ -17,9 +38,13 @@ from streams.broker import (
     running_embedded_bootstrap,
     write_state,
 )
-from streams.catalog import default_catalog, load_catalog
-from streams.errors import JourneybusError
-from streams.settings import get_settings
+from streams.core.catalog import default_catalog, load_catalog
+from streams.core.codec import make_codec, registry_client
+from streams.core.errors import JourneybusError
+from streams.core.kafka import make_producer
+from streams.core.schemacheck import check_catalog
+from streams.core.settings import get_settings
+from streams.scoring.clv import fit_parameters, summarise
 
 
 class _Group(click.Group):
@@ -59,7 +84,6 @@ def broker(port: int | None) -> None:
         raise BrokerUnavailable(
             f"an embedded broker already runs at {running} ({settings.runtime_dir / 'broker.json'})"
         )
-    from streams.worker import stop_on_signals
 
     stop = stop_on_signals(grace_s=30.0)  # its own stop is bounded
     settings.runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +113,6 @@ def topics() -> None:
 
 
 def _admin():
-    from streams.topics import admin_client
 
     settings = get_settings()
     return admin_client(settings.kafka.confluent_config(resolve_bootstrap(settings)))
@@ -104,7 +127,6 @@ def _admin():
 )
 def topics_create(replication_factor: int | None) -> None:
     """Create every catalogue topic (idempotent: existing topics are kept)."""
-    from streams.topics import create_topics
 
     settings = get_settings()
     if replication_factor is None:
@@ -121,7 +143,6 @@ def topics_create(replication_factor: int | None) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Also topics that are not in the catalogue.")
 def topics_list(show_all: bool) -> None:
     """List the catalogue's topics with their partitions on the cluster."""
-    from streams.topics import list_topic_partitions
 
     on_cluster = list_topic_partitions(_admin())
     catalog = default_catalog()
@@ -189,8 +210,6 @@ def catalog_cmd(as_asyncapi: bool, output: Path | None) -> None:
     """Export the topic catalogue for downstream teams."""
     import yaml
 
-    from streams.asyncapi import asyncapi_document
-
     settings = get_settings()
     bootstrap = settings.kafka.bootstrap_servers or "127.0.0.1:9092"
     doc = asyncapi_document(default_catalog(), bootstrap=bootstrap)
@@ -213,7 +232,6 @@ def schemas() -> None:
 @schemas.command("check")
 def schemas_check() -> None:
     """Every example valid, every revision backward compatible with the one before."""
-    from streams.schemacheck import check_catalog
 
     problems = check_catalog(default_catalog())
     for problem in problems:
@@ -243,9 +261,7 @@ def schemas_register(url: str) -> None:
     """Register every topic's schema revisions, oldest first, under <topic>-value."""
     from confluent_kafka.schema_registry import Schema
 
-    from streams.codec import registry_client
-
-    client = registry_client(url)
+    client = registry_client(url, get_settings())
     catalog = default_catalog()
     for spec in catalog.topics.values():
         client.set_compatibility(spec.subject, spec.compatibility)
@@ -255,27 +271,18 @@ def schemas_register(url: str) -> None:
 
 
 # -- pipeline processes ----------------------------------------------------------------
-def _logging(level: str) -> None:
-    import logging
-
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 @main.command()
 @click.option("--stage", "stages", multiple=True, help="Stage to run (default: all).")
 @click.option("--log-level", default="info", show_default=True)
 def worker(stages: tuple[str, ...], log_level: str) -> None:
     """Run the stream stages (normalise, journeys, ...) until Ctrl-C."""
-    from streams.worker import STAGES, run_worker
 
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise click.BadParameter(
             f"unknown stage(s) {sorted(unknown)}; choose from {sorted(STAGES)}"
         )
-    _logging(log_level)
+    configure_logging(log_level)
     run_worker(list(stages) or None)
 
 
@@ -283,11 +290,9 @@ def worker(stages: tuple[str, ...], log_level: str) -> None:
 @click.option("--log-level", default="info", show_default=True)
 def sink(log_level: str) -> None:
     """Run the DuckDB sink until Ctrl-C."""
-    from connectors.sinks.duckdb.sink import DuckDBSink
-    from streams.worker import stop_on_signals
 
-    _logging(log_level)
-    DuckDBSink().run(stop_on_signals())
+    configure_logging(log_level)
+    DuckDBSink(get_settings()).run(stop_on_signals())
 
 
 @main.command()
@@ -333,20 +338,15 @@ def generate(
     collector_url: str,
 ) -> None:
     """Publish a generated multi-channel population with known ground truth."""
-    from connectors.generator.population import PopulationGenerator
-    from connectors.generator.publish import publish_events
-    from connectors.generator.via_collector import publish_via_collector
-    from streams.codec import make_codec
-    from streams.kafka import make_producer
 
     gen = PopulationGenerator(customers, seed=seed, days=days, invalid_rate=invalid_rate)
     events = gen.generate()
+    settings = get_settings()
+    codec, producer = make_codec(settings), make_producer(settings)
     if via == "collector":
-        count = publish_via_collector(
-            events, collector_url, make_codec(), make_producer(), rate=rate
-        )
+        count = publish_via_collector(events, collector_url, codec, producer, rate=rate)
     else:
-        count = publish_events(events, make_codec(), make_producer(), rate=rate)
+        count = publish_events(events, codec, producer, rate=rate)
     summary = gen.truth.as_dict()
     if truth:
         truth.write_text(json.dumps(summary, indent=2))
@@ -380,9 +380,8 @@ def query(sql: str, fmt: str, database: Path | None, allow_external_access: bool
     """Run SQL against the tables and views (read-only, while the pipeline runs).
 
     The query reaches the database and nothing else: no other file, no network."""
-    from connectors.sinks.duckdb.query import run_query
 
-    click.echo(run_query(sql, fmt, database, allow_external_access), nl=False)
+    click.echo(run_query(sql, get_settings(), fmt, database, allow_external_access), nl=False)
 
 
 @main.command()
@@ -400,11 +399,10 @@ def dashboard(
     port: int, host: str, database: Path | None, refresh: int, allow_external_access: bool
 ) -> None:
     """Serve the dashboard web page (attribution, paths, cohorts, responsiveness, health)."""
-    from connectors.sinks.duckdb.dashboard.server import DashboardServer
-    from connectors.sinks.duckdb.query import snapshot_path
-    from streams.worker import stop_on_signals
 
-    server = DashboardServer(snapshot_path(database), host, port, refresh, allow_external_access)
+    server = DashboardServer(
+        snapshot_path(database, get_settings()), host, port, refresh, allow_external_access
+    )
     stop = stop_on_signals()
     thread = threading.Thread(target=server.run, args=(stop,), daemon=True)
     thread.start()
@@ -417,20 +415,17 @@ def dashboard(
 @click.option("--database", type=click.Path(path_type=Path), default=None)
 def report(database: Path | None) -> None:
     """A short summary: events, customers, conversions, top channels, dead letters."""
-    from connectors.sinks.duckdb.query import run_report
 
-    click.echo(run_report(database), nl=False)
+    click.echo(run_report(get_settings(), database), nl=False)
 
 
 # -- dead letters ------------------------------------------------------------------------
 @main.group()
 def dlq() -> None:
-    """List dead letters and replay them after a fix (see streams/dlq.py)."""
+    """List dead letters and replay them after a fix (see streams/app/dlq.py)."""
 
 
 def _dead_letters(topic: str | None, reason: str | None):
-    from streams.codec import make_codec
-    from streams.dlq import dlq_topics, read_dead_letters
 
     settings = get_settings()
     codec = make_codec(settings)
@@ -445,11 +440,12 @@ def _dead_letters(topic: str | None, reason: str | None):
 @click.option("--show", type=int, default=0, help="Also print the first N dead letters.")
 def dlq_list(topic: str | None, reason: str | None, show: int) -> None:
     """Dead letters per topic and reason, with counts."""
-    from connectors.sinks.duckdb.query import format_rows
-    from streams.dlq import summarise
 
     _, _, letters = _dead_letters(topic, reason)
-    click.echo(format_rows(["dlq_topic", "reason", "count"], summarise(letters), "table"), nl=False)
+    click.echo(
+        format_rows(["dlq_topic", "reason", "count"], summarise_dead_letters(letters), "table"),
+        nl=False,
+    )
     if show:
         rows = [
             (
@@ -471,11 +467,12 @@ def dlq_list(topic: str | None, reason: str | None, show: int) -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be replayed; publish nothing.")
 def dlq_replay(topic: str | None, reason: str | None, dry_run: bool) -> None:
     """Send dead letters' original input back to their source topics, after a fix."""
-    from streams.dlq import replay
 
     settings, codec, letters = _dead_letters(topic, reason)
     bootstrap = resolve_bootstrap(settings)
-    result = replay(settings, bootstrap, codec, default_catalog(), letters, dry_run=dry_run)
+    result = replay_dead_letters(
+        settings, bootstrap, codec, default_catalog(), letters, dry_run=dry_run
+    )
     verb = "would replay" if dry_run else "replayed"
     click.echo(f"{verb} {result.total} of {len(letters)} dead letters")
     for (source, why), count in sorted(result.replayed.items()):
@@ -496,8 +493,6 @@ def dlq_replay(topic: str | None, reason: str | None, dry_run: bool) -> None:
 def forget(customer_key: str, opt_out: bool, reason: str | None) -> None:
     """Forget a customer (right to be forgotten): every stage drops their state and the
     sink deletes their rows from every table (see streams/erasure)."""
-    from streams.codec import make_codec
-    from streams.erasure.requests import forget as publish_forget
 
     settings = get_settings()
     request = publish_forget(
@@ -554,8 +549,6 @@ def attribution_compute(
     paths_file: Path, model: str, order: int, half_life_hours: float, removal_effects: bool
 ) -> None:
     """Channel credits (conversions and value) per model, as CSV."""
-    from streams.attribution.models import ALL_MODELS
-    from streams.attribution.paths_file import compute_csv, read_paths, removal_effects_csv
 
     rows = read_paths(paths_file)
     if removal_effects:
@@ -603,15 +596,11 @@ def up(
     """Run the whole local stack as supervised processes until Ctrl-C."""
     import os
 
-    from connectors import registry
-    from streams.supervisor import Supervisor
-    from streams.worker import stop_on_signals
-
     if os.environ.get("CONNECTORS__POSTGRES_FULFILLMENT__DSN"):
         sources = tuple(dict.fromkeys((*sources, "postgres-fulfillment")))
     for name in sources:
         registry.get(name)  # an unknown name fails before anything starts
-    _logging(log_level)
+    configure_logging(log_level)
     stop = stop_on_signals(grace_s=30.0)  # its own stop is bounded
     supervisor = Supervisor(
         get_settings(),
@@ -642,9 +631,8 @@ def up(
 @click.option("--log-level", default="warning", show_default=True)
 def demo(customers: int, seed: int, fresh: bool, log_level: str) -> None:
     """Run the stack on the embedded defaults with demo data, then print the report."""
-    from streams.demo import run_demo
 
-    _logging(log_level)
+    configure_logging(log_level)
     run_demo(customers=customers, seed=seed, fresh=fresh)
 
 
@@ -668,8 +656,6 @@ def scoring_fit(transactions: Path, calibration_end: str | None, unit: str) -> N
     import csv
     import datetime as dt
 
-    from streams.scoring.clv import fit_parameters, summarise
-
     with transactions.open(newline="", encoding="utf-8") as handle:
         rows = [
             (r["customer_id"], dt.date.fromisoformat(r["date"][:10]), float(r["amount"]))
@@ -689,9 +675,8 @@ def scoring_fit(transactions: Path, calibration_end: str | None, unit: str) -> N
 
 # -- sources -----------------------------------------------------------------------------
 def _add_source_commands() -> None:
-    from connectors.cli import collect, connector, hash_key, oms, replay
 
-    for command in (connector, collect, hash_key, replay, oms):
+    for command in (connector, collect, hash_key, replay_command, oms):
         main.add_command(command)
 
 

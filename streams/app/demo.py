@@ -34,13 +34,13 @@ from connectors.generator.population import ExpectedJourney, PopulationGenerator
 from connectors.generator.via_collector import publish_via_collector
 from connectors.sinks.duckdb.query import connect_read_only, run_query, run_report
 from connectors.sinks.duckdb.sink import DuckDBSinkSettings
-from streams.broker import LOG_DIR, running_embedded_bootstrap
-from streams.codec import make_codec
-from streams.kafka import make_producer
-from streams.normalise.logic import SOURCE_TOPICS
+from streams.app.supervisor import Supervisor
+from streams.core.broker import LOG_DIR, running_embedded_bootstrap
+from streams.core.codec import make_codec
+from streams.core.kafka import make_producer
+from streams.core.settings import Settings, get_settings
+from streams.core.topics import RAW_SOURCES
 from streams.scoring.model import DAY_MS, MIN_CUSTOMERS, MIN_REPEAT_CUSTOMERS
-from streams.settings import Settings, get_settings
-from streams.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,11 @@ EXAMPLE_QUERIES = [
 ]
 
 
-def _progress(run: DemoRun) -> tuple[int, int, int, int]:
+def _progress(run: DemoRun, settings: Settings) -> tuple[int, int, int, int]:
     """(this run's events ingested since it started, its conversions' journeys,
     those attributed, its new customers scored)."""
     try:
-        with connect_read_only() as db:
+        with connect_read_only(settings) as db:
             db.register("demo_events", pa.table({"id": run.event_ids}))
             db.register("demo_conversions", pa.table({"id": run.conversion_ids}))
             db.register("demo_customers", pa.table({"id": run.customers}))
@@ -108,21 +108,21 @@ def scorable(buyers: int, repeat: int) -> bool:
     return buyers >= MIN_CUSTOMERS and repeat >= MIN_REPEAT_CUSTOMERS
 
 
-def _null_paths() -> int:
+def _null_paths(settings: Settings) -> int:
     try:
-        with connect_read_only() as db:
+        with connect_read_only(settings) as db:
             return db.execute("SELECT count(*) FROM journeys WHERE NOT converted").fetchone()[0]
     except Exception:
         return 0
 
 
-def _wait_for_null_paths(quiet_s: float = 4.0, timeout_s: float = 30.0) -> None:
+def _wait_for_null_paths(settings: Settings, quiet_s: float = 4.0, timeout_s: float = 30.0) -> None:
     """Null paths close a little after the conversions: wait until they stop changing."""
     deadline = time.monotonic() + timeout_s
-    last, since = _null_paths(), time.monotonic()
+    last, since = _null_paths(settings), time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
         time.sleep(0.5)
-        now = _null_paths()
+        now = _null_paths(settings)
         if now != last:
             last, since = now, time.monotonic()
 
@@ -183,7 +183,7 @@ def start_fresh(settings: Settings) -> None:
     """Remove what earlier runs left in the runtime directory: the broker's log, stage
     state, source positions, logs, the sink's database and its read snapshot."""
     runtime = settings.runtime_dir
-    sink = DuckDBSinkSettings()
+    sink = DuckDBSinkSettings().resolved(settings)
     for path in (runtime / LOG_DIR, runtime / "state", runtime / "sources", runtime / "logs"):
         shutil.rmtree(path, ignore_errors=True)
     for path in (sink.database, sink.snapshot, runtime / RUNS_FILE):
@@ -221,7 +221,7 @@ def run_demo(
             seed,
             customers,
             int(time.time() * 1000),
-            [e.record["event_id"] for e in events if e.topic in SOURCE_TOPICS and not e.invalid],
+            [e.record["event_id"] for e in events if e.topic in RAW_SOURCES and not e.invalid],
             [c.conversion_id for c in truth.conversions],
             sorted({c.customer_id for c in truth.conversions}),
         )
@@ -246,7 +246,7 @@ def run_demo(
         needed = slice(0, 4 if scorable(buyers, repeat) else 3)
         got = (0, 0, 0, 0)
         while time.monotonic() - started < timeout_s:
-            got = _progress(run)
+            got = _progress(run, settings)
             if got[needed] == expected[needed]:
                 break
             time.sleep(1.0)
@@ -267,20 +267,20 @@ def run_demo(
                 "the pipeline did not process the demo data in time; "
                 f"see {settings.runtime_dir / 'logs'}"
             )
-        _wait_for_null_paths()
+        _wait_for_null_paths(settings)
         runs = remember_run(settings.runtime_dir, run)
         held = ", ".join(f"seed {r['seed']} ({r['customers']:,} customers)" for r in runs)
         click.echo(
             f"\nThe tables hold {len(runs)} demo population{'s' if len(runs) > 1 else ''}: "
             f"{held}; the report covers all of it (--fresh starts from nothing)."
         )
-        click.echo("\n" + run_report())
+        click.echo("\n" + run_report(settings))
         for title, sql in EXAMPLE_QUERIES:
             click.echo(f'== {title}\n$ journeybus query "{sql}"')
-            click.echo(run_query(sql))
+            click.echo(run_query(sql, settings))
         click.echo(f"strongest true channel of the generated population: {truth.strongest_channel}")
         click.echo(
-            f"DuckDB: {settings.runtime_dir / 'journeybus-read.duckdb'} "
+            f"DuckDB: {DuckDBSinkSettings().resolved(settings).snapshot} "
             '(try: journeybus query "SELECT * FROM conversion_paths LIMIT 5")'
         )
         click.echo("Dashboard: journeybus dashboard, then open http://127.0.0.1:8050")

@@ -11,15 +11,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from streams.attribution.stage import AttributionStage
-from streams.broker import resolve_bootstrap
-from streams.codec import make_codec
-from streams.health import serve_health
+from streams.core.broker import resolve_bootstrap
+from streams.core.codec import make_codec
+from streams.core.settings import Settings, get_settings
 from streams.journeys.stage import JourneysStage
 from streams.normalise.stage import NormaliseStage
 from streams.profiles.stage import ProfilesStage
+from streams.runtime.health import serve_health
+from streams.runtime.stage import Stage, StageRunner, run_stages, runners_ready
 from streams.scoring.stage import ScoringStage
-from streams.settings import Settings, get_settings
-from streams.stage import Stage, StageRunner, run_stages, runners_ready
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0  # the supervisor also SIGKILLs a child after 5 s
@@ -37,7 +37,7 @@ def build_runners(names: list[str], settings: Settings, bootstrap: str) -> list[
     """The named stages, each with its erasure requests and side inputs read (the stages
     in parallel: each read waits for its topic to go quiet)."""
     codec = make_codec(settings)
-    stages: list[Stage] = [STAGES[name]() for name in names]
+    stages: list[Stage] = [STAGES[name](settings) for name in names]
 
     def attach(stage: Stage) -> None:
         stage.attach_erasures(codec, settings, bootstrap)  # first: side inputs filter by it

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.catalog import TopicSpec
-from streams.errors import Retriable
+from streams.core.catalog import TopicSpec
+from streams.core.errors import Retriable
 
 
 @dataclass

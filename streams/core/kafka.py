@@ -16,14 +16,15 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from streams.broker import resolve_bootstrap
-from streams.settings import Settings, get_settings
+from streams.core import metrics
+from streams.core.broker import resolve_bootstrap
+from streams.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def producer_config(
-    settings: Settings | None = None, bootstrap: str | None = None, **overrides: Any
+    settings: Settings, bootstrap: str | None = None, **overrides: Any
 ) -> dict[str, Any]:
     """librdkafka producer settings: acks from all replicas, batched, idempotent.
 
@@ -35,7 +36,6 @@ def producer_config(
     connection keeps each partition in order, and a retry may write a record
     twice, which the pipeline's deterministic ids make harmless (at least once).
     """
-    settings = settings or get_settings()
     bootstrap = bootstrap or resolve_bootstrap(settings)
     conf = settings.kafka.confluent_config(bootstrap)
     idempotent = settings.kafka.idempotence
@@ -87,9 +87,8 @@ def is_embedded_broker(conf: dict[str, Any]) -> bool:
 
 
 def consumer_config(
-    group_id: str, settings: Settings | None = None, bootstrap: str | None = None, **overrides: Any
+    group_id: str, settings: Settings, bootstrap: str | None = None, **overrides: Any
 ) -> dict[str, Any]:
-    settings = settings or get_settings()
     conf = settings.kafka.confluent_config(bootstrap or resolve_bootstrap(settings))
     conf.update(
         {
@@ -108,13 +107,13 @@ def consumer_config(
 
 
 def make_producer(
-    settings: Settings | None = None, bootstrap: str | None = None, **overrides: Any
+    settings: Settings, bootstrap: str | None = None, **overrides: Any
 ) -> Producer:
     return Producer(producer_config(settings, bootstrap, **overrides))
 
 
 def make_consumer(
-    group_id: str, settings: Settings | None = None, bootstrap: str | None = None, **overrides: Any
+    group_id: str, settings: Settings, bootstrap: str | None = None, **overrides: Any
 ) -> Consumer:
     return Consumer(consumer_config(group_id, settings, bootstrap, **overrides))
 
@@ -133,7 +132,6 @@ def observe_lag(stage: str, stats: dict[str, Any], assigned: set[tuple[str, int]
     """Set ``journeybus_consumer_lag`` of ``assigned`` partitions: high watermark minus
     the application's position (approximate on the embedded broker, whose high
     watermark can be short by the last batch)."""
-    from streams import metrics
 
     for (topic, partition), pinfo in partition_stats(stats).items():
         high, position = pinfo.get("hi_offset", -1), pinfo.get("app_offset", -1)
@@ -210,7 +208,6 @@ def resume_partition(
 
 def report_log_change(owner: str, topic: str, partition: int, known: str, current: str) -> None:
     """Say, loudly, that a consumer found another log than its offsets are for."""
-    from streams import metrics
 
     metrics.LOG_CHANGES.labels(owner, topic).inc()
     log.error(
@@ -340,7 +337,6 @@ class Contiguous:
 
     def _passed_hole(self, tp: tuple[str, int], missing: int, found: int) -> None:
         """A hole that never filled: the broker will not serve those offsets."""
-        from streams import metrics
 
         self._waiting.pop(tp, None)
         metrics.OFFSETS_SKIPPED.labels(self.owner, tp[0]).inc(found - missing)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from streams.codec import Codec
-from streams.erasure.logic import ERASURE_TOPIC, new_request
-from streams.errors import FatalError
-from streams.identity.graph import IdentityGraph, nodes_for_key
-from streams.kafka import make_producer
-from streams.settings import Settings
-from streams.sideinput import SideInput
-
-IDENTITY = "cust.identity.raw.v1"
+from streams.core.codec import Codec
+from streams.core.errors import FatalError
+from streams.core.kafka import make_producer
+from streams.core.keys import nodes_for_key
+from streams.core.settings import Settings
+from streams.core.topics import ERASURE, IDENTITY
+from streams.identity.graph import IdentityGraph
+from streams.normalise.stage import identity_nodes
+from streams.runtime.erasures import new_request
+from streams.runtime.sideinput import SideInput
 
 
 def identity_group(
@@ -21,7 +22,6 @@ def identity_group(
 ) -> list[tuple[str, str]]:
     """Every identifier linked to ``customer_key`` by the identity evidence published so
     far, as (kind, value); the identifiers the key can stand for if none is known."""
-    from streams.normalise.stage import identity_nodes
 
     graph = IdentityGraph()
     side = SideInput(IDENTITY, lambda r: graph.link(identity_nodes(r)), codec, settings, bootstrap)
@@ -42,8 +42,8 @@ def publish_request(
     producer = make_producer(settings, bootstrap, **{"client.id": "journeybus-forget"})
     errors: list[str] = []
     producer.produce(
-        ERASURE_TOPIC,
-        codec.encode(ERASURE_TOPIC, request),
+        ERASURE,
+        codec.encode(ERASURE, request),
         request["customer_key"].encode(),
         on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
     )

@@ -29,9 +29,9 @@ from typing import IO
 
 import httpx
 
-from streams.errors import FatalError
-from streams.processes import die_with_parent, stop_process
-from streams.settings import Settings, get_settings
+from streams.core.errors import FatalError
+from streams.core.processes import die_with_parent, stop_process
+from streams.core.settings import Settings
 
 LOOPBACK = "127.0.0.1"
 STATE_FILE = "broker.json"
@@ -436,13 +436,12 @@ def running_embedded_bootstrap(runtime_dir: Path) -> str | None:
     return str(state["bootstrap"])
 
 
-def resolve_bootstrap(settings: Settings | None = None) -> str:
+def resolve_bootstrap(settings: Settings) -> str:
     """The bootstrap servers every command uses.
 
     Order: ``KAFKA_BOOTSTRAP_SERVERS`` (a real cluster), then the embedded broker
     recorded in the runtime directory. Raises ``BrokerUnavailable`` otherwise.
     """
-    settings = settings or get_settings()
     if settings.kafka.bootstrap_servers:
         return settings.kafka.bootstrap_servers
     found = running_embedded_bootstrap(settings.runtime_dir)

@@ -7,10 +7,10 @@ import itertools
 
 import fastavro
 
-from streams.catalog import Catalog
-from streams.compat import incompatibilities
-from streams.errors import InvalidRecord
-from streams.jsonavro import from_json
+from streams.core.catalog import Catalog
+from streams.core.compat import incompatibilities
+from streams.core.errors import InvalidRecord
+from streams.core.jsonavro import from_json
 
 
 def check_examples(catalog: Catalog) -> list[str]:

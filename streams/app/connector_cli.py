@@ -7,19 +7,28 @@ from pathlib import Path
 
 import click
 
-from streams.errors import FatalError
+from connectors import registry
+from connectors.generator.oms import write_sample_orders
+from connectors.scaffold import scaffold
+from connectors.sources.http_collector import HttpCollector, hash_write_key
+from connectors.sources.postgres_fulfillment import PostgresFulfillmentSource, install_schema
+from streams.app.logs import configure_logging
+from streams.app.replay import detect_format, progress_total, replay_file
+from streams.app.worker import stop_on_signals
+from streams.core.catalog import default_catalog
+from streams.core.errors import FatalError
+from streams.core.settings import get_settings
+from streams.core.topics import SOCIAL
+from streams.runtime.health import serve_health
 
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
 def _run_connector(connector) -> None:
     """Run until SIGINT/SIGTERM, serving /metrics, /health, /ready on the metrics port."""
-    from streams.worker import stop_on_signals
 
     metrics = connector.settings.metrics
     if metrics.port is not None and not connector.serves_health:
-        from streams.health import serve_health
-
         serve_health(metrics.port, connector.ready, metrics.host)
     connector.run(stop_on_signals())
 
@@ -32,7 +41,6 @@ def connector() -> None:
 @connector.command("list")
 def connector_list() -> None:
     """Every registered connector: name, kind, topic, where its settings come from."""
-    from connectors import registry
 
     rows = [("NAME", "KIND", "TOPIC", "SETTINGS", "DESCRIPTION")]
     for name, cls in registry.available().items():
@@ -51,16 +59,14 @@ def connector_list() -> None:
 @click.option("--log-level", default="info", show_default=True)
 def connector_run(name: str, log_level: str) -> None:
     """Run connector NAME until Ctrl-C/SIGTERM (settings from CONNECTORS__<NAME>__*)."""
-    from connectors import registry
-    from streams.cli import _logging
 
-    _logging(log_level)
-    _run_connector(registry.get(name)())
+    configure_logging(log_level)
+    _run_connector(registry.get(name)(get_settings()))
 
 
 @connector.command("new")
 @click.argument("name")
-@click.option("--topic", default="cust.social.raw.v1", show_default=True, help="Raw topic.")
+@click.option("--topic", default=SOCIAL, show_default=True, help="Raw topic.")
 @click.option(
     "--dir",
     "directory",
@@ -79,7 +85,6 @@ def connector_run(name: str, log_level: str) -> None:
 )
 def connector_new(name: str, topic: str, directory: Path, tests: Path, package: str) -> None:
     """Scaffold a one-file source connector NAME and its contract test."""
-    from connectors.scaffold import scaffold
 
     if not SNAKE.match(name):
         raise FatalError(f"{name!r}: use lower-case words joined by hyphens, e.g. shopify-orders")
@@ -93,16 +98,14 @@ def connector_new(name: str, topic: str, directory: Path, tests: Path, package: 
 @click.option("--log-level", default="info", show_default=True)
 def collect(port: int | None, host: str | None, log_level: str) -> None:
     """Run the HTTP collector (Segment, Snowplow, webhooks) until Ctrl-C."""
-    from connectors.sources.http_collector import HttpCollector
-    from streams.cli import _logging
 
-    _logging(log_level)
+    configure_logging(log_level)
     conf = HttpCollector.settings_class()
     if port is not None:
         conf.port = port
     if host is not None:
         conf.host = host
-    _run_connector(HttpCollector(conf=conf))
+    _run_connector(HttpCollector(get_settings(), conf=conf))
 
 
 @click.command("hash-key")
@@ -110,7 +113,6 @@ def collect(port: int | None, host: str | None, log_level: str) -> None:
 def hash_key(key: str) -> None:
     """Print the digest of a collector write key, as configuration keeps it:
     CONNECTORS__HTTP_COLLECTOR__WRITE_KEYS='{"sha256:...": "web"}'."""
-    from connectors.sources.http_collector import hash_write_key
 
     click.echo(hash_write_key(key))
 
@@ -128,9 +130,6 @@ def hash_key(key: str) -> None:
 @click.option("--batch-size", type=int, default=5000, show_default=True)
 def replay(file: Path, topic: str, fmt: str | None, batch_size: int) -> None:
     """Publish a JSONL, CSV or Parquet FILE to TOPIC, dead-lettering invalid rows."""
-    from connectors.replay import detect_format, progress_total, replay_file
-    from streams.catalog import default_catalog
-    from streams.settings import get_settings
 
     default_catalog().topic(topic)  # an unknown topic fails before reading anything
     fmt = fmt or detect_format(file)
@@ -153,7 +152,6 @@ def oms() -> None:
 
 
 def _oms_conf():
-    from connectors.sources.postgres_fulfillment import PostgresFulfillmentSource
 
     return PostgresFulfillmentSource.settings_class()
 
@@ -162,8 +160,6 @@ def _oms_conf():
 def oms_init() -> None:
     """Create the order tables, outbox and triggers (idempotent)."""
     import psycopg
-
-    from connectors.sources.postgres_fulfillment import install_schema
 
     conf = _oms_conf()
     with psycopg.connect(conf.dsn.get_secret_value(), autocommit=True) as conn:
@@ -177,7 +173,6 @@ def oms_init() -> None:
 @click.option("--first", type=int, default=0, show_default=True, help="Number of the first order.")
 def oms_sample(orders: int, seed: int, first: int) -> None:
     """Write sample orders with payments, shipments, returns and tickets."""
-    from connectors.generator.oms import write_sample_orders
 
     conf = _oms_conf()
     written = write_sample_orders(

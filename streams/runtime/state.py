@@ -6,7 +6,7 @@ state changes and its offset are written in one transaction, so after a crash
 (kill -9 included) the state matches exactly the input it has seen: replayed
 records are applied once.
 
-The file is a cache of the partition's changelog topic (``streams.changelog``):
+The file is a cache of the partition's changelog topic (``streams.runtime.changelog``):
 every change is also written there, acknowledged before the file commits, so a
 worker that is assigned the partition without the file (another pod, an empty
 volume) rebuilds it from the changelog before it processes.
@@ -229,7 +229,7 @@ class PartitionStore:
         return int(row[0]) if row else None
 
     def log_id(self) -> str | None:
-        """The log (``streams.kafka.log_ids``) the stored offset is an offset in; None
+        """The log (``streams.core.kafka.log_ids``) the stored offset is an offset in; None
         for a store from before logs were identified."""
         row = self._db.execute("SELECT id FROM log").fetchone()
         return row[0] if row else None

@@ -33,12 +33,12 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from streams.catalog import DLQ_SUFFIX, Catalog, record_key
-from streams.codec import Codec
-from streams.errors import InvalidRecord
-from streams.jsonavro import from_json
-from streams.kafka import make_producer
-from streams.settings import Settings
+from streams.core.catalog import DLQ_SUFFIX, Catalog, record_key
+from streams.core.codec import Codec
+from streams.core.errors import InvalidRecord
+from streams.core.jsonavro import from_json
+from streams.core.kafka import make_producer
+from streams.core.settings import Settings
 
 
 @dataclass

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 
 import fastavro
 
-from streams.catalog import Catalog, SchemaRevision, TopicSpec, default_catalog
-from streams.errors import DecodeError, FatalError, InvalidRecord, Retriable
-from streams.settings import Settings, get_settings
+from streams.core.catalog import Catalog, SchemaRevision, TopicSpec, default_catalog
+from streams.core.errors import DecodeError, FatalError, InvalidRecord, Retriable
+from streams.core.settings import Settings
 
 MAGIC = 0
 HEADER = struct.Struct(">bI")
@@ -338,21 +338,19 @@ class Codec:
         return self.for_topic(topic).decode(data, partition, offset)
 
 
-def registry_client(url: str, settings: Settings | None = None) -> Any:
+def registry_client(url: str, settings: Settings) -> Any:
     """A confluent-kafka Schema Registry client (``mock://`` gives an in-memory one)."""
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
     conf: dict[str, Any] = {"url": url}
-    settings = settings or get_settings()
     auth = settings.schema_registry.basic_auth_user_info
     if auth:
         conf["basic.auth.user.info"] = auth.get_secret_value()
     return SchemaRegistryClient.new_client(conf)
 
 
-def make_codec(settings: Settings | None = None, catalog: Catalog | None = None) -> Codec:
+def make_codec(settings: Settings, catalog: Catalog | None = None) -> Codec:
     """The codec every process uses: registry ids if configured, else the catalogue's."""
-    settings = settings or get_settings()
     catalog = catalog or default_catalog()
     if settings.schema_registry.url:
         return Codec(

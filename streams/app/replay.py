@@ -19,12 +19,12 @@ from typing import Any
 
 import orjson
 
-from connectors.base import SourceRecord
 from connectors.publisher import Publisher
+from connectors.record import SourceRecord
 from connectors.settings import ConnectorSettings, connector_config
-from streams.catalog import Catalog
-from streams.errors import InvalidRecord
-from streams.settings import Settings
+from streams.core.catalog import Catalog
+from streams.core.errors import InvalidRecord
+from streams.core.settings import Settings
 
 FORMATS = ("jsonl", "csv", "parquet")
 

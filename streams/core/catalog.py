@@ -20,7 +20,7 @@ import yaml
 from fastavro.schema import to_parsing_canonical_form
 
 from schemas import SCHEMAS_DIR
-from streams.errors import FatalError
+from streams.core.errors import FatalError
 
 DLQ_SUFFIX = ".dlq"
 

@@ -13,9 +13,9 @@ A ``Stage`` holds the decisions (pure code in each concern's ``logic.py``);
 - produces the outputs with an idempotent producer and waits for the broker's
   acknowledgement of every one of them;
 - only then commits: for a stateful stage, the partition's state changes and a
-  checkpoint go to its changelog topic and are acknowledged (``streams.changelog``),
+  checkpoint go to its changelog topic and are acknowledged (``streams.runtime.changelog``),
   then the state and its next input offset are written in one SQLite
-  transaction (``streams.state``), which is where it resumes from, never the
+  transaction (``streams.runtime.state``), which is where it resumes from, never the
   group's offset; the group offset is committed too, for lag monitoring and for
   stateless stages;
 - restores a partition's state from its changelog when it is assigned one whose
@@ -48,17 +48,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from streams import metrics
-from streams.changelog import Changelogs, Restored
-from streams.codec import Codec
-from streams.deadletter import (
-    DeadLetterPolicy,
-    DeadLetterRateExceeded,
-    dead_letter_for_message,
-    dead_letter_topic,
-)
-from streams.erasure.logic import ERASURE_TOPIC, ErasureList
-from streams.errors import (
+from streams.core import metrics
+from streams.core.codec import Codec
+from streams.core.errors import (
     FatalError,
     InvalidRecord,
     OutputRejected,
@@ -66,7 +58,7 @@ from streams.errors import (
     internal_error,
     is_record_fault,
 )
-from streams.kafka import (
+from streams.core.kafka import (
     BrokerWatch,
     Contiguous,
     log_ids,
@@ -76,14 +68,24 @@ from streams.kafka import (
     partition_stats,
     resume_partition,
 )
-from streams.settings import Settings
-from streams.state import PartitionStore
+from streams.core.settings import Settings
+from streams.core.topics import ERASURE
+from streams.runtime.changelog import Changelogs, Restored
+from streams.runtime.deadletter import (
+    DeadLetterPolicy,
+    DeadLetterRateExceeded,
+    dead_letter_for_message,
+    dead_letter_topic,
+)
+from streams.runtime.erasures import ErasureList
+from streams.runtime.sideinput import SideInput
+from streams.runtime.state import PartitionStore
 
 log = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
 # Stages on the path from a source to a queryable touchpoint (normalise, journeys; the
-# sink too) keep the consumers' short default wait (streams.kafka). Off it (attribution,
+# sink too) keep the consumers' short default wait (streams.core.kafka). Off it (attribution,
 # scoring, profiles): half a second. With the side inputs' 500 ms too, the idle stack's
 # embedded broker went from 47% of a core to 30%.
 OFF_PATH_FETCH_WAIT_MS = 500
@@ -185,10 +187,9 @@ class Stage:
     def attach_erasures(self, codec: Codec, settings: Settings, bootstrap: str) -> None:
         """Read every erasure request, before the other side inputs are restored, and
         keep reading them before each batch; ``on_erasure`` runs for each new one."""
-        from streams.sideinput import SideInput
 
         self.erasures.on_request.append(self.on_erasure)
-        self.erasure_input = SideInput(ERASURE_TOPIC, self.erasures.add, codec, settings, bootstrap)
+        self.erasure_input = SideInput(ERASURE, self.erasures.add, codec, settings, bootstrap)
         self.erasure_input.catch_up()
 
     def on_erasure(self, request: dict[str, Any]) -> None:
@@ -647,7 +648,7 @@ class StageRunner:
         self, sink: BatchSink, consumer: Consumer, partitions: list[TopicPartition]
     ) -> None:
         """Resume each partition from the offset the sink stored with its rows, if it is
-        an offset in the log the broker has now (``streams.kafka.resume_from``); a log
+        an offset in the log the broker has now (``streams.core.kafka.resume_from``); a log
         that changed is read from its beginning, the rows kept, recorded at once."""
         sink.wait_written()  # the stored offsets must include the write in flight
         self.logs.update(
@@ -970,7 +971,7 @@ def produce_outputs(
 def resume_offset(
     owner: str, store: PartitionStore, part: TopicPartition, current: str | None
 ) -> int | None:
-    """Where a stateful consumer resumes ``part`` (``streams.kafka.resume_from``): the
+    """Where a stateful consumer resumes ``part`` (``streams.core.kafka.resume_from``): the
     offset stored with its state if it is an offset in the log the broker has now,
     else None (its beginning), the state kept. The change is recorded at once, so a
     crash before the next commit does not go back to the old offset."""

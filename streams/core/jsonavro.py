@@ -14,7 +14,7 @@ import base64
 import datetime as dt
 from typing import Any
 
-from streams.errors import InvalidRecord
+from streams.core.errors import InvalidRecord
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

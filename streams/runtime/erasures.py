@@ -23,11 +23,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from streams.errors import InvalidRecord
-from streams.identity.graph import KEY_PREFIX, key_of, node
-from streams.timecheck import sane_time
-
-ERASURE_TOPIC = "cust.erasure.v1"
+from streams.core.errors import InvalidRecord
+from streams.core.keys import KEY_PREFIX, key_of, node
+from streams.core.timecheck import sane_time
 
 
 @dataclass(frozen=True)

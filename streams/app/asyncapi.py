@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from streams.catalog import Catalog, TopicSpec
+from streams.core.catalog import Catalog, TopicSpec
 
 AVRO_FORMAT = "application/vnd.apache.avro+json;version=1.9.0"
 
