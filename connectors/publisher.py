@@ -48,6 +48,7 @@ class Outgoing:
     value: bytes
     event_id: str | None
     dead: InvalidRecord | None = None
+    source: str = ""  # the topic the input was for (its dead letter's ``topic`` is the .dlq)
 
 
 @dataclass
@@ -129,8 +130,9 @@ class Publisher:
             raise InvalidRecord(
                 "missing_id", f"no {codec.topic.key.get('field')} to key the record by"
             )
+        physical = self.conf.topic_prefix + topic
         return Outgoing(
-            self.conf.topic_prefix + topic, key.encode(), codec.encode(record), record["event_id"]
+            physical, key.encode(), codec.encode(record), record["event_id"], source=physical
         )
 
     def _dead_letter(
@@ -151,6 +153,7 @@ class Publisher:
             self.codec.encode(dlq, letter),
             letter["event_id"],
             dead=error,
+            source=self.conf.topic_prefix + topic,
         )
 
     # -- producing -------------------------------------------------------------------
@@ -167,7 +170,7 @@ class Publisher:
         def acked(message: Outgoing, err) -> None:
             with lock:
                 if err is not None:
-                    delivery.errors.append(str(err))
+                    delivery.errors.append(str(err))  # counted when it is sent again
                 elif message.dead is not None:
                     delivery.dead_lettered += 1
                     metrics.DEAD_LETTERS.labels(
@@ -176,6 +179,8 @@ class Publisher:
                 else:
                     delivery.accepted += 1
                     metrics.CONNECTOR_RECORDS.labels(self.connector, message.topic).inc()
+                if err is None:  # every input handled, for the dead-letter rate
+                    metrics.EVENTS_IN.labels(self.connector, message.source).inc()
                 pending[0] -= 1
                 finished = pending[0] == 0
             if finished:

@@ -10,7 +10,8 @@ A module may import its own layer and the layers below, never one above; the
 import graph of the project has no cycles; a project import sits at the top of its
 module (not in a function), a topic name is written only in
 ``streams/core/topics.py``, and settings are read from the environment only by the
-application (``get_settings()``), which passes them down. Exits non-zero and says where, when one of these fails.
+application (``get_settings()``), which passes them down. Exits non-zero and says
+where, when one of these fails.
 """
 
 from __future__ import annotations

@@ -106,9 +106,7 @@ def consumer_config(
     return conf
 
 
-def make_producer(
-    settings: Settings, bootstrap: str | None = None, **overrides: Any
-) -> Producer:
+def make_producer(settings: Settings, bootstrap: str | None = None, **overrides: Any) -> Producer:
     return Producer(producer_config(settings, bootstrap, **overrides))
 
 

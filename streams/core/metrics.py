@@ -12,7 +12,10 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60
 
 # -- stream stages ---------------------------------------------------------------
 EVENTS_IN = Counter(
-    "journeybus_events_in_total", "Records consumed by a stage.", ["stage", "topic"]
+    "journeybus_events_in_total",
+    "Records consumed by a stage or the sink, or handled by a source connector (stage: its "
+    "name), valid or not: the denominator of the dead-letter rate.",
+    ["stage", "topic"],
 )
 EVENTS_SUPPRESSED = Counter(
     "journeybus_events_suppressed_total",

@@ -15,7 +15,9 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from connectors import registry
 from streams.app.cli import main
+from streams.app.worker import STAGES
 from streams.core import metrics
+from streams.core.catalog import default_catalog
 from streams.core.settings import Settings
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
@@ -110,11 +112,19 @@ def test_every_journeybus_command_exists():
 
 
 def _env_names() -> set[str]:
+    """Settings a journeybus container reads: its env and the ConfigMaps and Secrets
+    it takes its environment from (not, e.g., KEDA's own credentials)."""
     names = set()
+    containers = [c for c in _k8s_containers() if c["image"].startswith("journeybus:")]
+    sources = {
+        ref.get("configMapRef", ref.get("secretRef", {})).get("name")
+        for container in containers
+        for ref in container.get("envFrom", [])
+    }
     for doc in K8S:
-        if doc["kind"] in ("ConfigMap", "Secret"):
+        if doc["kind"] in ("ConfigMap", "Secret") and doc["metadata"]["name"] in sources:
             names |= set(doc.get("data", {})) | set(doc.get("stringData", {}))
-    for container in _k8s_containers():
+    for container in containers:
         names |= {e["name"] for e in container.get("env", [])}
     for service in COMPOSE["services"].values():
         if str(service.get("image", "")).startswith("journeybus:"):
@@ -210,3 +220,55 @@ def test_the_kubernetes_manifests_have_each_kind_of_object(kind):
         for doc in K8S
         if doc["kind"] != "Namespace"
     )
+
+
+def _stage_of(args: list[str]) -> str | None:
+    return args[2] if args[:2] == ["worker", "--stage"] and len(args) > 2 else None
+
+
+def test_every_stage_of_the_worker_registry_is_deployed_and_scraped():
+    """A stage that is not run produces nothing downstream: compose and Kubernetes run
+    every stage ``journeybus worker`` knows (and the sink), and Prometheus scrapes them."""
+    wanted = set(STAGES)
+    compose = {
+        _stage_of(service.get("command", [])): name
+        for name, service in COMPOSE["services"].items()
+        if str(service.get("image", "")).startswith("journeybus:")
+    }
+    k8s = {_stage_of(c["args"]) for c in _k8s_containers() if c["image"].startswith("journeybus:")}
+    assert wanted <= set(compose), f"not in compose: {wanted - set(compose)}"
+    assert wanted <= k8s, f"not in Kubernetes: {wanted - k8s}"
+    scraped = set(PROMETHEUS["scrape_configs"][0]["dns_sd_configs"][0]["names"])
+    services = {compose[stage] for stage in wanted}
+    assert services <= scraped, f"not scraped: {services - scraped}"
+    sinks = [c for c in _k8s_containers() if c["args"] == ["sink"]]
+    assert sinks and any(s.get("command") == ["sink"] for s in COMPOSE["services"].values())
+
+
+def test_every_stateful_stage_can_restore_its_state():
+    """emptyDir state is a cache only where a changelog holds the state: every stateful
+    stage of the registry has its changelogs in the catalogue."""
+    catalog = default_catalog()
+    for name, stage_class in STAGES.items():
+        stage = stage_class(Settings())
+        if stage.stateful:
+            for topic in stage.inputs:
+                assert catalog.changelog(name, topic).cleanup_policy == "compact"
+
+
+def test_keda_reads_lag_with_credentials():
+    auths = {d["metadata"]["name"] for d in K8S if d["kind"] == "TriggerAuthentication"}
+    triggers = [
+        trigger
+        for doc in K8S
+        if doc["kind"] == "ScaledObject"
+        for trigger in doc["spec"]["triggers"]
+    ]
+    assert triggers
+    for trigger in triggers:
+        assert trigger.get("authenticationRef", {}).get("name") in auths, trigger
+    for doc in K8S:
+        if doc["kind"] == "TriggerAuthentication":
+            secrets = {d["metadata"]["name"]: d for d in K8S if d["kind"] == "Secret"}
+            for ref in doc["spec"]["secretTargetRef"]:
+                assert ref["key"] in secrets[ref["name"]]["stringData"], ref

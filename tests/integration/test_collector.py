@@ -15,9 +15,10 @@ import orjson
 import pytest
 from aiohttp import ClientSession, web
 from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client import REGISTRY
 
 from connectors.sources.http_collector import (
-    RAW_SOURCES,
+    SOURCE_TOPICS,
     CollectorSettings,
     HttpCollector,
     hash_write_key,
@@ -46,11 +47,11 @@ class Collector:
     bootstrap: str
 
     def records(self, source: str) -> list:
-        topic = RAW_SOURCES[source]
+        topic = SOURCE_TOPICS[source]
         return read_topic(self.bootstrap, self.prefix + topic, topic)
 
     def dead_letters(self, source: str) -> list:
-        dlq = dead_letter_topic(RAW_SOURCES[source])
+        dlq = dead_letter_topic(SOURCE_TOPICS[source])
         return read_topic(self.bootstrap, self.prefix + dlq, dlq)
 
     def post(self, path: str, body, key: str | None = "seg-web", **kw) -> httpx.Response:
@@ -68,7 +69,7 @@ def start_collector(
     bootstrap: str, tmp_path, collector_class: type[HttpCollector] = HttpCollector, **settings
 ) -> Iterator[Collector]:
     prefix = f"collector.{uuid.uuid4().hex[:8]}."
-    topics = [t for s in RAW_SOURCES.values() for t in (s, dead_letter_topic(s))]
+    topics = [t for s in SOURCE_TOPICS.values() for t in (s, dead_letter_topic(s))]
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics(
         [NewTopic(prefix + t, num_partitions=2, replication_factor=1) for t in topics]
@@ -272,7 +273,12 @@ def test_invalid_json_is_a_400(collector):
     assert response.status_code == 400 and response.json()["code"] == "invalid_json"
 
 
+def _counted(name: str, topic: str) -> float:
+    return REGISTRY.get_sample_value(name, {"stage": "http-collector", "topic": topic}) or 0.0
+
+
 def test_invalid_events_are_dead_lettered_and_the_rest_accepted(collector):
+    web = collector.prefix + SOURCE_TOPICS["web"]  # a topic of this test's alone
     batch = [
         _track(1),
         {"type": "track", "event": "No ids", "messageId": "m-x"},
@@ -294,6 +300,16 @@ def test_invalid_events_are_dead_lettered_and_the_rest_accepted(collector):
         r["code"] for r in answer["rejected"]
     )
     assert all(d.value["original"] and d.value["stage"] == "http-collector" for d in letters)
+    # the dead-letter-rate alert's series for the collector: 4 of 5 inputs dead-lettered
+    dead = sum(
+        REGISTRY.get_sample_value(
+            "journeybus_dead_letters_total",
+            {"stage": "http-collector", "topic": dead_letter_topic(web), "reason": reason},
+        )
+        or 0.0
+        for reason in ("missing_id", "unknown_event_type", "too_large", "invalid_timestamp")
+    )
+    assert (_counted("journeybus_events_in_total", web), dead) == (5, 4)
 
 
 def test_social_webhook(collector):
