@@ -28,6 +28,7 @@ from connectors.sinks.duckdb.tables import table_specs
 from streams.core.catalog import default_catalog
 from streams.core.codec import make_codec
 from streams.core.jsonavro import from_json
+from streams.core.settings import Settings
 
 TOPIC = "cust.touchpoints.v1"
 BATCH = 20_000
@@ -35,7 +36,7 @@ BATCH = 20_000
 
 def batches(n: int):
     catalog = default_catalog()
-    codec = make_codec(catalog=catalog).for_topic(TOPIC)
+    codec = make_codec(Settings(), catalog).for_topic(TOPIC)
     raw = catalog.value_schema(TOPIC).raw
     base = from_json(raw, catalog.examples(TOPIC)[0][1])
     for start in range(0, n, BATCH):

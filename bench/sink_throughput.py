@@ -29,7 +29,7 @@ TOPIC = "cust.touchpoints.v1"
 
 def main(n: int = 300_000) -> dict[str, float]:
     catalog = default_catalog()
-    codec = make_codec(catalog=catalog).for_topic(TOPIC)
+    codec = make_codec(Settings(), catalog).for_topic(TOPIC)
     example = from_json(catalog.value_schema(TOPIC).raw, catalog.examples(TOPIC)[0][1])
     root = Path(tempfile.mkdtemp(prefix="bench-sink-"))
     settings = Settings(runtime_dir=root)

@@ -35,7 +35,7 @@ def example(topic: str, index: int = 0) -> dict:
 
 
 def produce(bootstrap: str, topic: str, records: list[dict], key: str | None = None) -> None:
-    codec = make_codec(catalog=default_catalog()).for_topic(topic)
+    codec = make_codec(Settings(), default_catalog()).for_topic(topic)
     producer = make_producer(Settings(), bootstrap)
     for record in records:
         while True:

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_KEY = b"\x00checkpoint"
 DUE_HEADER = "due"
 RESTORE_CHUNK = 50_000  # changes applied per store transaction while restoring
+QUIET_END_S = 3.0  # nothing fetched this long, at or past the high watermark: the end
 Entry = tuple[bytes, bytes | None, int | None]  # key, value (None: deleted), due time
 
 
@@ -179,8 +180,9 @@ class Changelogs:
         done = Restored()
         topic = self.topic(tp[0])
         held = store.changelog_position()
-        # read from the file's position if it is one in this changelog, else all of it
-        known = held is not None and (changelog_log is None or held[0] in (None, changelog_log))
+        # read from the file's position if it is known to be one in this changelog, else
+        # all of it (an unknown log on either side: reading all is slower, never wrong)
+        known = held is not None and held[0] is not None and held[0] == changelog_log
         start = held[1] if known and held is not None else 0
         clear = not known  # the changelog, not the file, says what the state is
         chunk: list[Entry] = []
@@ -270,6 +272,15 @@ class Changelogs:
         store.restore([], next_offset, None, (changelog_log, positions[tp]))
         return len(entries)
 
+    @staticmethod
+    def _past_end(consumer: Consumer, tp: TopicPartition) -> bool:
+        """Whether the consumer's position is at or past the partition's high watermark
+        (librdkafka signals the end only at the very offset, and a position beyond a
+        log that is shorter than expected never reaches it)."""
+        _, high = consumer.get_watermark_offsets(tp, timeout=5)
+        (position,) = consumer.position([tp])
+        return position.offset < 0 or position.offset >= high
+
     def _read(self, topic: str, partition: int, start: int) -> Iterable[Message]:
         """The records of one changelog partition from ``start`` to its end (the
         consumer's end-of-partition event: the embedded broker's high watermark is
@@ -283,10 +294,13 @@ class Changelogs:
             )
         )
         try:
-            consumer.assign([TopicPartition(topic, partition, start)])
+            tp = TopicPartition(topic, partition, start)
+            consumer.assign([tp])
             deadline = time.monotonic() + self.settings.kafka.restore_timeout_s
+            heard = time.monotonic()
             while time.monotonic() < deadline:
-                for msg in consumer.consume(10_000, timeout=0.5):
+                msgs = consumer.consume(10_000, timeout=0.5)
+                for msg in msgs:
                     err = msg.error()
                     if err is None:
                         yield msg
@@ -296,6 +310,10 @@ class Changelogs:
                         raise FatalError(f"{self.stage}: restoring {topic}: {err}")
                     else:
                         log.warning("%s: restoring %s: %s", self.stage, topic, err)
+                if msgs:
+                    heard = time.monotonic()
+                elif time.monotonic() - heard > QUIET_END_S and self._past_end(consumer, tp):
+                    return  # no end-of-partition event at a position past the end
             raise Retriable(f"{self.stage}: restoring {topic}/{partition} did not reach its end")
         finally:
             consumer.close()

@@ -594,6 +594,7 @@ class StageRunner:
         self.changelogs: Changelogs | None = None
         self.sink: BatchSink | None = stage.sink if isinstance(stage, SinkStage) else None
         self.logs: dict[str, str] = {}  # log ids of the inputs and changelogs, at assignment
+        self._logs_asked = 0.0
         self.restored: dict[TopicPartitionKey, Restored] = {}  # the last restore of each
         if stage.stateful:
             self.changelogs = Changelogs(
@@ -707,6 +708,14 @@ class StageRunner:
             self.halted = str(exc)  # logged by the policy; nothing of the batch committed
         finally:
             self.close()
+
+    def _log_of(self, topic: str) -> str | None:
+        """The log id of ``topic`` (asked again, at most every 10 s, while unknown: a
+        position stored without it cannot be trusted by the next restore)."""
+        if topic not in self.logs and time.monotonic() - self._logs_asked > 10.0:
+            self._logs_asked = time.monotonic()
+            self.logs.update(log_ids(self.settings, self.bootstrap, [topic], self.stage.name))
+        return self.logs.get(topic)
 
     def _ensure_changelogs(self, changelogs: Changelogs, stop: threading.Event) -> bool:
         """Create the stage's changelog topics, waiting for a broker that is not there
@@ -923,7 +932,7 @@ class StageRunner:
                 store.rollback()
             raise
         for tp, offset in todo.items():
-            clog = self.logs.get(changelogs.topic(tp[0]))
+            clog = self._log_of(changelogs.topic(tp[0]))
             self.stores[tp].commit(offset, changelog=(clog, positions[tp]))
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ until ``commit``.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,48 +181,28 @@ class PartitionStore:
         """Apply changelog entries (``changes``' form) up to a checkpoint of the input
         (``next_offset`` in log ``log_id``) and record the changelog position, in one
         transaction; with ``clear``, what the file held is dropped first."""
-        db = self._db
-        db.execute("BEGIN")
-        try:
+        latest: dict[str, tuple[bytes, int | None] | None] = {}  # in changelog order
+        named: dict[str, int | None] = {}
+        for key, value, due in entries:
+            name = key.decode()
+            if name.startswith(META_PREFIX):
+                named[name[len(META_PREFIX) :]] = None if value is None else int(value)
+            else:
+                latest[name] = None if value is None else (value, due)
+        if next_offset is not None:
+            named["next_offset"] = next_offset
+        with self._transaction() as db:
             if clear:
                 for table in ("kv", "meta", "log"):  # not executescript: it commits first
                     db.execute(f"DELETE FROM {table}")
-            latest: dict[str, tuple[bytes, int | None] | None] = {}  # in changelog order
-            named: dict[str, int | None] = {}
-            for key, value, due in entries:
-                name = key.decode()
-                if name.startswith(META_PREFIX):
-                    named[name[len(META_PREFIX) :]] = None if value is None else int(value)
-                else:
-                    latest[name] = None if value is None else (value, due)
-            if next_offset is not None:
-                named["next_offset"] = next_offset
-            db.executemany(
-                "DELETE FROM meta WHERE name = ?", [(k,) for k, v in named.items() if v is None]
-            )
-            metas = [(k, v) for k, v in named.items() if v is not None]
-            db.executemany(
-                "DELETE FROM kv WHERE key = ?", [(k,) for k, v in latest.items() if v is None]
-            )
-            db.executemany(
-                "INSERT INTO kv(key, value, due) VALUES (?, ?, ?) ON CONFLICT(key) "
-                "DO UPDATE SET value = excluded.value, due = excluded.due",
+            self._write(
+                db,
                 [(k, v[0], v[1]) for k, v in latest.items() if v is not None],
+                [k for k, v in latest.items() if v is None],
+                named,
+                log_id,
+                changelog,
             )
-            db.executemany(
-                "INSERT INTO meta(name, value) VALUES (?, ?) ON CONFLICT(name) "
-                "DO UPDATE SET value = excluded.value",
-                metas,
-            )
-            if log_id is not None:
-                db.execute("DELETE FROM log")
-                db.execute("INSERT INTO log VALUES (?)", (log_id,))
-            db.execute("DELETE FROM changelog")
-            db.execute("INSERT INTO changelog VALUES (?, ?)", changelog)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         self._cache.clear()
 
     def next_offset(self) -> int | None:
@@ -259,41 +240,21 @@ class PartitionStore:
         """Write buffered changes and the next input offset (with ``log_id``, the log it
         is an offset in) in one transaction; with ``changelog``, the position of the
         changelog that now holds them too."""
+        sealed = self._sealed
+        rows = [
+            (k, sealed.get(k) or orjson.dumps(v[0]), v[1])
+            for k, v in self._dirty.items()
+            if v is not None
+        ]
+        deleted = [k for k, v in self._dirty.items() if v is None]
+        named: dict[str, int | None] = {
+            "next_offset": next_offset,
+            **self._dirty_meta,
+            **(meta or {}),
+        }
+        with self._transaction() as db:
+            self._write(db, rows, deleted, named, log_id, changelog)
         db = self._db
-        db.execute("BEGIN")
-        try:
-            sealed = self._sealed
-            upserts = [
-                (k, sealed.get(k) or orjson.dumps(v[0]), v[1])
-                for k, v in self._dirty.items()
-                if v is not None
-            ]
-            deletes = [(k,) for k, v in self._dirty.items() if v is None]
-            if upserts:
-                db.executemany(
-                    "INSERT INTO kv(key, value, due) VALUES (?, ?, ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
-                    "due = excluded.due",
-                    upserts,
-                )
-            if deletes:
-                db.executemany("DELETE FROM kv WHERE key = ?", deletes)
-            items = {"next_offset": next_offset, **self._dirty_meta, **(meta or {})}
-            db.executemany(
-                "INSERT INTO meta(name, value) VALUES (?, ?) ON CONFLICT(name) "
-                "DO UPDATE SET value = excluded.value",
-                list(items.items()),
-            )
-            if log_id is not None:
-                db.execute("DELETE FROM log")
-                db.execute("INSERT INTO log VALUES (?)", (log_id,))
-            if changelog is not None:
-                db.execute("DELETE FROM changelog")
-                db.execute("INSERT INTO changelog VALUES (?, ?)", changelog)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         if self._scrub:
             # The WAL still holds earlier versions of the pages the commit cleared.
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
@@ -301,6 +262,51 @@ class PartitionStore:
         self._dirty.clear()
         self._dirty_meta.clear()
         self._sealed.clear()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _write(
+        db: sqlite3.Connection,
+        rows: list[tuple[str, bytes, int | None]],
+        deleted: list[str],
+        named: dict[str, int | None],
+        log_id: str | None,
+        changelog: tuple[str | None, int] | None,
+    ) -> None:
+        """Rows, deleted keys, named integers (None: deleted), the input's log and the
+        changelog position, inside the caller's transaction."""
+        if deleted:
+            db.executemany("DELETE FROM kv WHERE key = ?", [(k,) for k in deleted])
+        if rows:
+            db.executemany(
+                "INSERT INTO kv(key, value, due) VALUES (?, ?, ?) ON CONFLICT(key) "
+                "DO UPDATE SET value = excluded.value, due = excluded.due",
+                rows,
+            )
+        db.executemany(
+            "DELETE FROM meta WHERE name = ?", [(k,) for k, v in named.items() if v is None]
+        )
+        db.executemany(
+            "INSERT INTO meta(name, value) VALUES (?, ?) ON CONFLICT(name) "
+            "DO UPDATE SET value = excluded.value",
+            [(k, v) for k, v in named.items() if v is not None],
+        )
+        if log_id is not None:
+            db.execute("DELETE FROM log")
+            db.execute("INSERT INTO log VALUES (?)", (log_id,))
+        if changelog is not None:
+            db.execute("DELETE FROM changelog")
+            db.execute("INSERT INTO changelog VALUES (?, ?)", changelog)
 
     def scrub_at_commit(self) -> None:
         """After the next commit, leave none of what it deleted in the files: the WAL,

@@ -11,6 +11,7 @@ import pytest
 
 from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
 from streams.core.errors import FatalError
+from streams.core.settings import Settings
 from tests.sinkhelpers import TOUCHPOINTS, SinkThread, example, produce, touchpoints
 
 
@@ -26,7 +27,8 @@ def columns(db, table):
 
 def test_tables_are_created_from_the_avro_schemas_with_docs(tmp_path):
     sink = DuckDBSink(
-        conf=DuckDBSinkSettings(database=tmp_path / "a.duckdb", snapshot=tmp_path / "b.duckdb")
+        Settings(),
+        conf=DuckDBSinkSettings(database=tmp_path / "a.duckdb", snapshot=tmp_path / "b.duckdb"),
     )
     sink.setup()
     cols = columns(sink.db, "touchpoints")
@@ -41,12 +43,13 @@ def test_tables_are_created_from_the_avro_schemas_with_docs(tmp_path):
 
 def test_snapshots_space_out_when_copying_takes_more_than_its_share(tmp_path):
     sink = DuckDBSink(
+        Settings(),
         conf=DuckDBSinkSettings(
             database=tmp_path / "a.duckdb",
             snapshot=tmp_path / "b.duckdb",
             snapshot_interval_s=0.5,
             snapshot_max_share=0.2,
-        )
+        ),
     )
     sink.setup()  # publishes the first snapshot of the real file, and times it
     try:
@@ -74,7 +77,8 @@ def test_an_added_optional_field_becomes_a_column_without_data_loss(tmp_path, bu
     db.execute("ALTER TABLE touchpoints DROP COLUMN sentiment")  # a database from before it
     db.close()
     sink = DuckDBSink(
-        conf=DuckDBSinkSettings(database=tmp_path / "sink.duckdb", snapshot=tmp_path / "r.duckdb")
+        Settings(),
+        conf=DuckDBSinkSettings(database=tmp_path / "sink.duckdb", snapshot=tmp_path / "r.duckdb"),
     )
     sink.setup()
     assert "sentiment" in columns(sink.db, "touchpoints")
@@ -87,12 +91,12 @@ def test_an_added_optional_field_becomes_a_column_without_data_loss(tmp_path, bu
 
 def test_an_incompatible_column_change_refuses_to_start(tmp_path):
     conf = DuckDBSinkSettings(database=tmp_path / "a.duckdb", snapshot=tmp_path / "b.duckdb")
-    DuckDBSink(conf=conf).setup()
+    DuckDBSink(Settings(), conf=conf).setup()
     db = duckdb.connect(str(conf.database))
     db.execute("ALTER TABLE touchpoints ALTER revenue TYPE VARCHAR")
     db.close()
     with pytest.raises(FatalError, match="column revenue is VARCHAR"):
-        DuckDBSink(conf=conf).setup()
+        DuckDBSink(Settings(), conf=conf).setup()
 
 
 @pytest.mark.parametrize(

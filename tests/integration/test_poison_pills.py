@@ -118,7 +118,7 @@ def test_records_a_stage_raises_on_are_dead_lettered_and_the_batch_goes_on(bus, 
     names[7] = "Misfit"
     records = clicks(names)
     produce(bus, CLICKS, records, "anonymous_id")
-    running = Running(BuggyNormalise(), bus, tmp_path / "rt")
+    running = Running(BuggyNormalise(Settings()), bus, tmp_path / "rt")
     try:
         assert wait_until(lambda: len(read_topic(bus, DLQ, DLQ)) >= 3, 60)
         assert wait_until(lambda: len(touchpoint_names(bus)) >= 17, 60)
@@ -173,7 +173,7 @@ def test_assistant_referrers_become_touchpoints(bus, tmp_path):
 def test_a_timer_that_raises_is_skipped_and_touchpoints_still_flow(bus, tmp_path):
     produce(bus, CLICKS, clicks([f"Viewed {i}" for i in range(10)]), "anonymous_id")
     normalise = Running(NormaliseStage(Settings()), bus, tmp_path / "n")
-    journeys = Running(FailingTimers(), bus, tmp_path / "j")
+    journeys = Running(FailingTimers(Settings()), bus, tmp_path / "j")
     try:
         assert wait_until(lambda: len(read_topic(bus, TOUCHPOINTS, TOUCHPOINTS)) >= 10, 60)
         assert journeys.runner.halted is None and journeys.thread.is_alive()
@@ -185,7 +185,7 @@ def test_a_timer_that_raises_is_skipped_and_touchpoints_still_flow(bus, tmp_path
 
 def test_a_stage_whose_records_mostly_fail_halts_and_says_why(bus, tmp_path):
     produce(bus, CLICKS, clicks(["Poison"] * 30), "anonymous_id")
-    running = Running(BuggyNormalise(), bus, tmp_path / "rt", dlq_window=10)
+    running = Running(BuggyNormalise(Settings()), bus, tmp_path / "rt", dlq_window=10)
     try:
         assert wait_until(lambda: running.runner.halted is not None, 60)
         running.thread.join(timeout=30)

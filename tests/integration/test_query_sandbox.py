@@ -12,6 +12,7 @@ import pytest
 
 from connectors.sinks.duckdb.dashboard.data import load
 from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
+from streams.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def snapshot(tmp_path: Path) -> Path:
     conf = DuckDBSinkSettings(database=tmp_path / "sink.duckdb", snapshot=tmp_path / "read.duckdb")
-    sink = DuckDBSink(conf=conf)
+    sink = DuckDBSink(Settings(), conf=conf)
     sink.setup()  # tables, views and a published read snapshot
     sink.close()
     return conf.snapshot

@@ -128,7 +128,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: Settings,
         bootstrap: str | None = None,
         conf: DuckDBSinkSettings | None = None,
         codec: Codec | None = None,
