@@ -86,6 +86,19 @@ class Changelogs:
         partition count (partition N's state in partition N)."""
         admin = AdminClient(self.settings.kafka.confluent_config(self.bootstrap))
         meta = admin.list_topics(timeout=timeout_s).topics
+        for topic, spec in self.specs.items():
+            have, want = meta.get(spec.name), meta.get(topic)
+            if (
+                have is not None
+                and want is not None
+                and len(have.partitions) < len(want.partitions)
+            ):
+                raise FatalError(
+                    f"{self.stage}: changelog {spec.name} has {len(have.partitions)} partitions "
+                    f"for the {len(want.partitions)} of {topic}: it was created by something "
+                    "else (a producer asking for it, where topics are auto-created); delete it "
+                    "and restart the stage, which creates it with the input's partitions"
+                )
         todo = [
             NewTopic(
                 spec.name,
@@ -101,10 +114,13 @@ class Changelogs:
         ]
         if not todo:
             return
+        todo_parts = {t.topic: t.num_partitions for t in todo}
         for name, future in admin.create_topics(todo, request_timeout=timeout_s).items():
             try:
                 future.result(timeout=timeout_s)
-                log.info("%s: created changelog %s", self.stage, name)
+                log.info(
+                    "%s: created changelog %s (%d partitions)", self.stage, name, todo_parts[name]
+                )
             except Exception as exc:  # KafkaException: raced with another worker
                 err = exc.args[0] if exc.args else None
                 if getattr(err, "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
@@ -174,84 +190,24 @@ class Changelogs:
     def restore(
         self, tp: tuple[str, int], store: PartitionStore, changelog_log: str | None
     ) -> Restored:
-        """Bring ``store`` up to the last checkpoint of ``tp``'s changelog (whose log id is
-        ``changelog_log``, None if the broker could not say), see the module docstring."""
+        """``restore_all`` for one partition."""
+        return self.restore_all([(tp, store, changelog_log)])[tp]
+
+    def restore_all(
+        self, parts: list[tuple[tuple[str, int], PartitionStore, str | None]]
+    ) -> dict[tuple[str, int], Restored]:
+        """Bring each store up to the last checkpoint of its partition's changelog (whose
+        log id is given, None if the broker could not say), see the module docstring.
+        The partitions are read together, by one consumer."""
         started = time.monotonic()
-        done = Restored()
-        topic = self.topic(tp[0])
-        held = store.changelog_position()
-        # read from the file's position if it is known to be one in this changelog, else
-        # all of it (an unknown log on either side: reading all is slower, never wrong)
-        known = held is not None and held[0] is not None and held[0] == changelog_log
-        start = held[1] if known and held is not None else 0
-        clear = not known  # the changelog, not the file, says what the state is
-        chunk: list[Entry] = []
-        tail: list[Entry] = []  # changes after the last checkpoint
-        checkpoint: dict | None = None
-        position = start
-        for msg in self._read(topic, tp[1], start):
-            done.records += 1
-            if msg.key() == CHECKPOINT_KEY:
-                checkpoint = orjson.loads(msg.value())
-                chunk += tail
-                tail = []
-                position = msg.offset() + 1
-                if len(chunk) >= RESTORE_CHUNK:
-                    self._apply(store, chunk, checkpoint, changelog_log, position, clear, done)
-                    chunk, clear = [], False
-                continue
-            due = dict(msg.headers() or ()).get(DUE_HEADER)
-            tail.append((msg.key(), msg.value(), int(due) if due is not None else None))
-        if checkpoint is not None and (chunk or clear or position != start):
-            self._apply(store, chunk, checkpoint, changelog_log, position, clear, done)
-        elif checkpoint is None and clear and store.next_offset() is not None:
-            # state the changelog does not have: the changelog gets all of it
-            done.rewritten = self._rewrite(tp, store, store.entries(), changelog_log)
-        if tail:  # an unfinished commit's changes: overwrite them with what was restored
-            keys = {key for key, _, _ in tail}
-            done.rewritten += self._rewrite(
-                tp, store, (e for e in store.entries() if e[0] in keys), changelog_log, keys
-            )
-        done.seconds = time.monotonic() - started
-        done.next_offset = store.next_offset()
-        if done.records:
-            metrics.STATE_RESTORED.labels(self.stage).inc(done.applied)
-            log.info(
-                "%s: restored %s/%d from %s@%d: %d records, %d changes applied, %d keys "
-                "rewritten, in %.2f s; input resumes at %s",
-                self.stage,
-                tp[0],
-                tp[1],
-                topic,
-                start,
-                done.records,
-                done.applied,
-                done.rewritten,
-                done.seconds,
-                done.next_offset,
-            )
-        return done
+        restorers = {tp: _PartitionRestore(self, tp, store, clog) for tp, store, clog in parts}
+        by_changelog = {(self.topic(tp[0]), tp[1]): r for tp, r in restorers.items()}
+        starts = {key: r.start for key, r in by_changelog.items()}
+        for msg in self._read(starts):
+            by_changelog[(msg.topic(), msg.partition())].take(msg)
+        return {tp: r.finish(started) for tp, r in restorers.items()}
 
-    def _apply(
-        self,
-        store: PartitionStore,
-        chunk: list[Entry],
-        checkpoint: dict,
-        changelog_log: str | None,
-        position: int,
-        clear: bool,
-        done: Restored,
-    ) -> None:
-        store.restore(
-            chunk,
-            checkpoint["next_offset"],
-            checkpoint.get("log"),
-            (changelog_log, position),
-            clear=clear,
-        )
-        done.applied += len(chunk)
-
-    def _rewrite(
+    def rewrite(
         self,
         tp: tuple[str, int],
         store: PartitionStore,
@@ -273,18 +229,21 @@ class Changelogs:
         return len(entries)
 
     @staticmethod
-    def _past_end(consumer: Consumer, tp: TopicPartition) -> bool:
+    def _past_end(consumer: Consumer, key: tuple[str, int]) -> bool:
         """Whether the consumer's position is at or past the partition's high watermark
         (librdkafka signals the end only at the very offset, and a position beyond a
         log that is shorter than expected never reaches it)."""
+        tp = TopicPartition(*key)
         _, high = consumer.get_watermark_offsets(tp, timeout=5)
         (position,) = consumer.position([tp])
         return position.offset < 0 or position.offset >= high
 
-    def _read(self, topic: str, partition: int, start: int) -> Iterable[Message]:
-        """The records of one changelog partition from ``start`` to its end (the
+    def _read(self, starts: dict[tuple[str, int], int]) -> Iterable[Message]:
+        """The records of changelog partitions, each from its start to its end (the
         consumer's end-of-partition event: the embedded broker's high watermark is
         short by its last batch, but a fetch position past it means all was read)."""
+        if not starts:
+            return
         consumer = Consumer(
             consumer_config(
                 f"journeybus-restore-{uuid.uuid4().hex[:12]}",
@@ -294,26 +253,115 @@ class Changelogs:
             )
         )
         try:
-            tp = TopicPartition(topic, partition, start)
-            consumer.assign([tp])
+            consumer.assign([TopicPartition(t, p, o) for (t, p), o in starts.items()])
+            pending = set(starts)
             deadline = time.monotonic() + self.settings.kafka.restore_timeout_s
             heard = time.monotonic()
-            while time.monotonic() < deadline:
+            while pending and time.monotonic() < deadline:
                 msgs = consumer.consume(10_000, timeout=0.5)
                 for msg in msgs:
                     err = msg.error()
                     if err is None:
                         yield msg
                     elif err.code() == KafkaError._PARTITION_EOF:
-                        return
+                        pending.discard((msg.topic(), msg.partition()))
                     elif err.fatal():
-                        raise FatalError(f"{self.stage}: restoring {topic}: {err}")
+                        raise FatalError(f"{self.stage}: restoring {msg.topic()}: {err}")
                     else:
-                        log.warning("%s: restoring %s: %s", self.stage, topic, err)
+                        log.warning("%s: restoring %s: %s", self.stage, msg.topic(), err)
                 if msgs:
                     heard = time.monotonic()
-                elif time.monotonic() - heard > QUIET_END_S and self._past_end(consumer, tp):
-                    return  # no end-of-partition event at a position past the end
-            raise Retriable(f"{self.stage}: restoring {topic}/{partition} did not reach its end")
+                elif time.monotonic() - heard > QUIET_END_S:
+                    # no end-of-partition event at a position past the end
+                    pending = {k for k in pending if not self._past_end(consumer, k)}
+            if pending:
+                raise Retriable(f"{self.stage}: restoring {sorted(pending)} did not reach the end")
         finally:
             consumer.close()
+
+
+class _PartitionRestore:
+    """One partition's restore: changes buffered until the checkpoint that completes them."""
+
+    def __init__(
+        self,
+        changelogs: Changelogs,
+        tp: tuple[str, int],
+        store: PartitionStore,
+        changelog_log: str | None,
+    ) -> None:
+        self.changelogs, self.tp, self.store, self.changelog_log = (
+            changelogs,
+            tp,
+            store,
+            changelog_log,
+        )
+        held = store.changelog_position()
+        # read from the file's position if it is known to be one in this changelog, else
+        # all of it (an unknown log on either side: reading all is slower, never wrong)
+        known = held is not None and held[0] is not None and held[0] == changelog_log
+        self.start = held[1] if known and held is not None else 0
+        self.clear = not known  # the changelog, not the file, says what the state is
+        self.chunk: list[Entry] = []
+        self.tail: list[Entry] = []  # changes after the last checkpoint
+        self.checkpoint: dict | None = None
+        self.position = self.start
+        self.done = Restored()
+
+    def take(self, msg: Message) -> None:
+        self.done.records += 1
+        if msg.key() == CHECKPOINT_KEY:
+            self.checkpoint = orjson.loads(msg.value())
+            self.chunk += self.tail
+            self.tail = []
+            self.position = msg.offset() + 1
+            if len(self.chunk) >= RESTORE_CHUNK:
+                self._apply()
+            return
+        due = dict(msg.headers() or ()).get(DUE_HEADER)
+        self.tail.append((msg.key(), msg.value(), int(due) if due is not None else None))
+
+    def _apply(self) -> None:
+        assert self.checkpoint is not None
+        self.store.restore(
+            self.chunk,
+            self.checkpoint["next_offset"],
+            self.checkpoint.get("log"),
+            (self.changelog_log, self.position),
+            clear=self.clear,
+        )
+        self.done.applied += len(self.chunk)
+        self.chunk, self.clear = [], False
+
+    def finish(self, started: float) -> Restored:
+        store, done, clog = self.store, self.done, self.changelog_log
+        if self.checkpoint is not None and (
+            self.chunk or self.clear or self.position != self.start
+        ):
+            self._apply()
+        elif self.checkpoint is None and self.clear and store.next_offset() is not None:
+            # state the changelog does not have: the changelog gets all of it
+            done.rewritten = self.changelogs.rewrite(self.tp, store, store.entries(), clog)
+        if self.tail:  # an unfinished commit's changes: overwrite them with what was restored
+            keys = {key for key, _, _ in self.tail}
+            entries = (e for e in store.entries() if e[0] in keys)
+            done.rewritten += self.changelogs.rewrite(self.tp, store, entries, clog, keys)
+        done.seconds = time.monotonic() - started
+        done.next_offset = store.next_offset()
+        if done.records:
+            metrics.STATE_RESTORED.labels(self.changelogs.stage).inc(done.applied)
+            log.info(
+                "%s: restored %s/%d from %s@%d: %d records, %d changes applied, %d keys "
+                "rewritten, in %.2f s; input resumes at %s",
+                self.changelogs.stage,
+                self.tp[0],
+                self.tp[1],
+                self.changelogs.topic(self.tp[0]),
+                self.start,
+                done.records,
+                done.applied,
+                done.rewritten,
+                done.seconds,
+                done.next_offset,
+            )
+        return done

@@ -621,12 +621,19 @@ class StageRunner:
             self.logs.update(logs)
             for part in partitions:
                 key = (part.topic, part.partition)
-                store = self.stores.get(key) or PartitionStore(self._store_path(key))
-                self.stores[key] = store
-                # its state as the last owner committed it, wherever that ran
-                self.restored[key] = changelogs.restore(
-                    key, store, logs.get(changelogs.topic(part.topic))
+                self.stores[key] = self.stores.get(key) or PartitionStore(self._store_path(key))
+            # their state as the last owners committed it, wherever that ran
+            self.restored.update(
+                changelogs.restore_all(
+                    [
+                        (key, self.stores[key], logs.get(changelogs.topic(key[0])))
+                        for key in ((p.topic, p.partition) for p in partitions)
+                    ]
                 )
+            )
+            for part in partitions:
+                key = (part.topic, part.partition)
+                store = self.stores[key]
                 # Resume from the offset committed with the state, not the group's,
                 # if it is an offset in this log.
                 stored = resume_offset(self.stage.name, store, part, logs.get(part.topic))
@@ -789,6 +796,7 @@ class StageRunner:
         record; the rest is what is already fetched. Under load the queue refills
         while a batch is processed, so batches still grow with the rate.
         """
+        started = time.monotonic()
         messages = self.consumer.consume(self.max_batch, timeout=0)
         if not messages:
             first = self.consumer.poll(self.poll_timeout_s)
@@ -797,15 +805,16 @@ class StageRunner:
             messages = [first, *self.consumer.consume(self.max_batch - 1, timeout=0)]
         linger_ms = getattr(self.stage, "linger_ms", 0.0)
         if linger_ms and self.sink is not None:
-            messages += self._linger(self.sink, linger_ms, self.max_batch - len(messages))
+            deadline = started + linger_ms / 1000
+            messages += self._linger(self.sink, deadline, self.max_batch - len(messages))
         return messages
 
-    def _linger(self, sink: BatchSink, linger_ms: float, room: int) -> list[Message]:
-        """More records for a sink's batch: until ``linger_ms`` passed and its previous
-        write has finished, or the batch is full. Records that arrive while a write is
-        in flight would wait for it anyway; taking them makes batches grow under load,
-        and a write's cost is mostly per statement, not per row."""
-        deadline = time.monotonic() + linger_ms / 1000
+    def _linger(self, sink: BatchSink, deadline: float, room: int) -> list[Message]:
+        """More records for a sink's batch: until ``deadline`` (the sink's linger after
+        the runner began gathering) passed and its previous write has finished, or the
+        batch is full. Records that arrive while a write is in flight would wait for it
+        anyway; taking them makes batches grow under load, and a write's cost is mostly
+        per statement, not per row."""
         more: list[Message] = []
         while len(more) < room:
             left = deadline - time.monotonic()
@@ -944,6 +953,13 @@ class StageRunner:
             for store in self.stores.values():
                 store.close()
             self.stores.clear()
+            # librdkafka has no producer close: dropping the references destroys it. A
+            # closed runner's producer kept alive would reconnect to a broker that came
+            # back with an empty log and, asking for its topics' metadata, have the
+            # embedded broker create them (4 partitions) before their stage does.
+            if self.changelogs is not None:
+                self.changelogs.producer = None  # type: ignore[assignment]
+            self.producer = None  # type: ignore[assignment]
 
 
 def produce_outputs(
