@@ -29,7 +29,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.core import metrics
@@ -77,6 +84,7 @@ class Changelogs:
         self.bootstrap = bootstrap
         self.producer = producer
         self._errors: list[str] = []
+        self.ensured = False  # the topics were checked or created
 
     def topic(self, input_topic: str) -> str:
         return self.specs[input_topic].name
@@ -113,6 +121,7 @@ class Changelogs:
             if spec.name not in meta and topic in meta
         ]
         if not todo:
+            self.ensured = True
             return
         todo_parts = {t.topic: t.num_partitions for t in todo}
         for name, future in admin.create_topics(todo, request_timeout=timeout_s).items():
@@ -126,6 +135,7 @@ class Changelogs:
                 if getattr(err, "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
                     continue
                 raise Retriable(f"creating changelog {name}: {exc}") from exc
+        self.ensured = True
 
     # -- writing --------------------------------------------------------------------------
     def produce(
@@ -234,7 +244,11 @@ class Changelogs:
         (librdkafka signals the end only at the very offset, and a position beyond a
         log that is shorter than expected never reaches it)."""
         tp = TopicPartition(*key)
-        _, high = consumer.get_watermark_offsets(tp, timeout=5)
+        try:
+            _, high = consumer.get_watermark_offsets(tp, timeout=5)
+        except KafkaException as exc:  # a partition the broker does not have: nothing in it
+            log.warning("changelog %s/%d: %s; nothing to restore", tp.topic, tp.partition, exc)
+            return True
         (position,) = consumer.position([tp])
         return position.offset < 0 or position.offset >= high
 

@@ -160,6 +160,9 @@ class Stage:
     # stage adds per hop. The embedded broker answers a parked fetch only when the
     # wait ends, and each one costs it CPU. None: the consumers' default.
     fetch_wait_ms: int | None = None
+    # librdkafka's prefetch queue per partition set (its default is 65536): small for a
+    # stage, whose batches are small; a sink loading a backlog wants it full
+    prefetch_kbytes: int = 8192
 
     def process(
         self,
@@ -298,6 +301,7 @@ class SinkStage(Stage):
         self.name = name
         self.inputs = tuple(sink.topics())
         self.linger_ms = linger_ms  # gather a batch this long (and while a write is in flight)
+        self.prefetch_kbytes = 65536
 
     def on_erasure(self, request: dict[str, Any]) -> None:
         self.sink.on_erasure(request)
@@ -555,7 +559,7 @@ class StageRunner:
                 "client.id": f"journeybus-{stage.name}",
                 # a bounded prefetch queue, and librdkafka's per-partition statistics
                 # (records fetched but not consumed yet) for caught_up()
-                "queued.max.messages.kbytes": 8192,
+                "queued.max.messages.kbytes": stage.prefetch_kbytes,
                 "statistics.interval.ms": 500,
                 "stats_cb": self._on_stats,
                 **(
@@ -611,6 +615,8 @@ class StageRunner:
         self.assignment |= {(p.topic, p.partition) for p in partitions}
         if self.changelogs is not None:
             changelogs = self.changelogs
+            if not changelogs.ensured:  # a runner driven without ``run`` (benchmarks)
+                changelogs.ensure_topics()
             topics = {p.topic for p in partitions}
             logs = log_ids(
                 self.settings,
