@@ -32,7 +32,7 @@ from streams.core.catalog import Catalog, record_key
 from streams.core.codec import Codec, make_codec
 from streams.core.errors import InvalidRecord, Retriable
 from streams.core.jsonavro import from_json
-from streams.core.kafka import BrokerWatch, make_producer
+from streams.core.kafka import BrokerWatch, make_producer, produce_waiting
 from streams.core.settings import Settings
 from streams.runtime.deadletter import dead_letter_record, dead_letter_topic
 
@@ -194,17 +194,13 @@ class Publisher:
                 on_done(delivery)
             return delivery
         for message in outgoing:
-            while True:
-                try:
-                    self.producer.produce(
-                        message.topic,
-                        message.value,
-                        message.key,
-                        on_delivery=lambda err, _msg, m=message: acked(m, err),
-                    )
-                    break
-                except BufferError:
-                    self.producer.poll(0.05)
+            produce_waiting(
+                self.producer,
+                message.topic,
+                message.value,
+                message.key,
+                on_delivery=lambda err, _msg, m=message: acked(m, err),
+            )
         return delivery
 
     def publish(self, records: Sequence[SourceRecord], default_topic: str) -> Delivery:

@@ -116,6 +116,18 @@ def make_consumer(
     return Consumer(consumer_config(group_id, settings, bootstrap, **overrides))
 
 
+def produce_waiting(
+    producer: Producer, topic: str, value: bytes | None, key: bytes | None, **kwargs: Any
+) -> None:
+    """``producer.produce``, waiting while its local queue is full (deliveries drain it)."""
+    while True:
+        try:
+            producer.produce(topic, value, key, **kwargs)
+            return
+        except BufferError:  # local queue full: let deliveries drain
+            producer.poll(0.05)
+
+
 def partition_stats(stats: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
     """librdkafka's per-partition statistics, by (topic, partition)."""
     return {

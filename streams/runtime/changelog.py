@@ -42,7 +42,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streams.core import metrics
 from streams.core.catalog import Catalog, ChangelogSpec
 from streams.core.errors import FatalError, Retriable
-from streams.core.kafka import consumer_config
+from streams.core.kafka import consumer_config, produce_waiting
 from streams.core.settings import Settings
 from streams.runtime.state import PartitionStore
 
@@ -172,14 +172,15 @@ class Changelogs:
         headers: list[tuple[str, bytes]] | None,
         on_delivery: Callable[[KafkaError | None, Message], None],
     ) -> None:
-        while True:
-            try:
-                self.producer.produce(
-                    topic, value, key, partition=partition, headers=headers, on_delivery=on_delivery
-                )
-                return
-            except BufferError:  # local queue full: let deliveries drain
-                self.producer.poll(0.05)
+        produce_waiting(
+            self.producer,
+            topic,
+            value,
+            key,
+            partition=partition,
+            headers=headers,
+            on_delivery=on_delivery,
+        )
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:

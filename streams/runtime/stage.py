@@ -66,6 +66,7 @@ from streams.core.kafka import (
     make_producer,
     observe_lag,
     partition_stats,
+    produce_waiting,
     resume_partition,
 )
 from streams.core.settings import Settings
@@ -163,6 +164,8 @@ class Stage:
     # librdkafka's prefetch queue per partition set (its default is 65536): small for a
     # stage, whose batches are small; a sink loading a backlog wants it full
     prefetch_kbytes: int = 8192
+    # how long the runner gathers a batch after the first record (a sink's; 0: no wait)
+    linger_ms: float = 0.0
 
     def process(
         self,
@@ -809,9 +812,8 @@ class StageRunner:
             if first is None:
                 return []
             messages = [first, *self.consumer.consume(self.max_batch - 1, timeout=0)]
-        linger_ms = getattr(self.stage, "linger_ms", 0.0)
-        if linger_ms and self.sink is not None:
-            deadline = started + linger_ms / 1000
+        if self.stage.linger_ms and self.sink is not None:
+            deadline = started + self.stage.linger_ms / 1000
             messages += self._linger(self.sink, deadline, self.max_batch - len(messages))
         return messages
 
@@ -980,7 +982,6 @@ def produce_outputs(
     by_topic: dict[str, list[Output]] = defaultdict(list)
     for out in outputs:
         by_topic[out.topic].append(out)
-    produce = producer.produce
     for topic, outs in by_topic.items():
         topic_codec = codec.for_topic(topic)
         for out in outs:
@@ -990,12 +991,7 @@ def produce_outputs(
                 metrics.DEAD_LETTERS.labels(owner, topic, out.dead).inc()
             key = out.key.encode() if out.key else None
             extra = {} if out.partition is None else {"partition": out.partition}
-            while True:
-                try:
-                    produce(topic, value, key, on_delivery=on_delivery, **extra)
-                    break
-                except BufferError:  # local queue full: let deliveries drain
-                    producer.poll(0.05)
+            produce_waiting(producer, topic, value, key, on_delivery=on_delivery, **extra)
         metrics.EVENTS_OUT.labels(owner, topic).inc(len(outs))
 
 
