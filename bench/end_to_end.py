@@ -123,7 +123,7 @@ class Stack:
 
     def __enter__(self) -> Stack:
         self.bootstrap = self.supervisor.start()
-        threading.Thread(target=self.supervisor.run, args=(self.stop,), daemon=True).start()
+        threading.Thread(target=self.supervisor.run, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.port}"
         wait_for_collector(self.url)
         threading.Thread(target=self.visibility.run, daemon=True).start()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -594,8 +597,6 @@ def up(
     log_level: str,
 ) -> None:  # fmt: skip
     """Run the whole local stack as supervised processes until Ctrl-C."""
-    import os
-
     if os.environ.get("CONNECTORS__POSTGRES_FULFILLMENT__DSN"):
         sources = tuple(dict.fromkeys((*sources, "postgres-fulfillment")))
     for name in sources:
@@ -608,13 +609,14 @@ def up(
         base_metrics_port=metrics_base_port,
         collector_port=collector_port or None,
         sources=sources,
+        stopping=stop,
     )
     try:
         bootstrap = supervisor.start()
         click.echo(f"journeybus is up on {bootstrap} (Ctrl-C to stop)")
         if collector_port:
             click.echo(f"collector: http://127.0.0.1:{collector_port} (write keys: local-web, ...)")
-        supervisor.run(stop)
+        supervisor.run()
     finally:
         supervisor.stop()
 
@@ -653,8 +655,6 @@ def scoring() -> None:
 @click.option("--unit", type=click.Choice(["days", "weeks"]), default="weeks", show_default=True)
 def scoring_fit(transactions: Path, calibration_end: str | None, unit: str) -> None:
     """Fit BG/NBD and Gamma-Gamma by maximum likelihood; print the parameters as JSON."""
-    import csv
-    import datetime as dt
 
     with transactions.open(newline="", encoding="utf-8") as handle:
         rows = [

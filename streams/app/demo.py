@@ -206,10 +206,9 @@ def run_demo(
         click.echo(f"starting fresh: {settings.runtime_dir} emptied")
     port = free_port()
     supervisor = Supervisor(settings, collector_port=port)
-    stop = threading.Event()
     click.echo("starting the stack (broker, topics, stages, sink, HTTP collector) ...")
     bootstrap = supervisor.start()
-    thread = threading.Thread(target=supervisor.run, args=(stop,), daemon=True)
+    thread = threading.Thread(target=supervisor.run, daemon=True)
     thread.start()
     try:
         click.echo(f"bus: {bootstrap}; logs in {settings.runtime_dir / 'logs'}")
@@ -285,6 +284,6 @@ def run_demo(
         )
         click.echo("Dashboard: journeybus dashboard, then open http://127.0.0.1:8050")
     finally:
-        stop.set()
+        supervisor.stopping.set()
         thread.join(timeout=5)
         supervisor.stop()

@@ -158,7 +158,7 @@ class Supervisor:
             return
         self._record_broker()
         log.info("embedded broker back on %s", self.bootstrap)
-        if "broker" in dead and not self.broker.durable:
+        if "broker" in dead and not self.broker.durable and not self.stopping.is_set():
             log.warning("the broker's log was in memory and is gone: restarting every child")
             self._create_topics()
             for child in self.children:
@@ -167,8 +167,10 @@ class Supervisor:
 
     def supervise_once(self) -> None:
         """Restart the broker, its store and children that exited (children with
-        backoff)."""
+        backoff), unless a stop was asked for."""
         self.supervise_broker()
+        if self.stopping.is_set():
+            return
         now = time.monotonic()
         for child in self.children:
             proc = child.process
@@ -197,8 +199,9 @@ class Supervisor:
                     child.restarts,
                 )
 
-    def run(self, stop: threading.Event) -> None:
-        while not stop.wait(0.5):
+    def run(self) -> None:
+        """Supervise until ``stopping`` is set (by a signal when ``up`` runs it)."""
+        while not self.stopping.wait(0.5):
             self.supervise_once()
 
     def stop(self, timeout_s: float | None = None) -> None:

@@ -48,7 +48,22 @@ def build_runners(names: list[str], settings: Settings, bootstrap: str) -> list[
     return [StageRunner(stage, settings, bootstrap, codec) for stage in stages]
 
 
-def stop_on_signals(grace_s: float | None = STOP_GRACE_S) -> threading.Event:
+class StopRequest(threading.Event):
+    """An event set on SIGINT or SIGTERM whose ``is_set`` is true from the moment the
+    signal's handler ran in the main thread, before the relay thread sets the event:
+    a loop that wakes from a timed ``wait`` because the signal interrupted it checks
+    ``is_set`` next and sees the request (a supervisor that was paused, then resumed
+    with a TERM pending, otherwise restarted a dead broker before it stopped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signalled = False  # a plain assignment: safe in a signal handler, no lock
+
+    def is_set(self) -> bool:
+        return self.signalled or super().is_set()
+
+
+def stop_on_signals(grace_s: float | None = STOP_GRACE_S) -> StopRequest:
     """An event set on SIGINT or SIGTERM, for the main thread's loop to stop on.
 
     With ``grace_s``, a process that has not finished stopping that long after the
@@ -63,11 +78,12 @@ def stop_on_signals(grace_s: float | None = STOP_GRACE_S) -> threading.Event:
     supervisor's and an operator's) hung 3 in 10 processes. So the handler only
     writes a byte to a pipe, and a thread sets the event.
     """
-    stop = threading.Event()
+    stop = StopRequest()
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
 
     def handler(*_: object) -> None:
+        stop.signalled = True
         with contextlib.suppress(BlockingIOError):  # a full pipe: enough bytes are there
             os.write(write_fd, b"\0")
 

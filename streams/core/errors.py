@@ -3,6 +3,7 @@
 - ``Retriable``: transient (broker unreachable, timeout); back off and retry.
 - ``InvalidRecord``: this one record is bad; dead-letter it with the reason and
   go on. Never retried, never crashes a pipeline.
+- ``StopRequested``: the process was asked to stop mid-batch; nothing committed.
 - ``FatalError``: misconfiguration or a broken invariant; stop the process and
   let the supervisor restart it after the operator fixed the cause.
 - Anything else raised while handling one record (a bug the record exposes) is
@@ -28,6 +29,13 @@ class Retriable(JourneybusError):
 
 class FatalError(JourneybusError):
     """Stop the process: retrying cannot help."""
+
+
+class StopRequested(JourneybusError):
+    """A stop was asked for while waiting on the broker's acknowledgement: nothing of
+    the batch committed, so the next start processes it again (as after a kill -9).
+    Not a failure: a process whose broker is gone stops at once instead of waiting
+    out its acknowledgement timeout."""
 
 
 class InvalidRecord(JourneybusError):

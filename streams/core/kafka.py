@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from typing import Any
 
@@ -126,6 +127,18 @@ def produce_waiting(
             return
         except BufferError:  # local queue full: let deliveries drain
             producer.poll(0.05)
+
+
+def flush_until(producer: Producer, timeout_s: float, stop: threading.Event | None) -> int:
+    """``producer.flush(timeout_s)``, given up once ``stop`` is set (a broker that is
+    gone would hold a stopping process for the whole timeout); returns how many
+    records are still unacknowledged."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = producer.flush(max(0.0, min(0.5, deadline - time.monotonic())))
+        stopped = stop is not None and stop.is_set()
+        if not remaining or stopped or time.monotonic() >= deadline:
+            return remaining
 
 
 def partition_stats(stats: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:

@@ -23,6 +23,7 @@ resumes from, so the input is read on from that checkpoint, never from 0.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -41,8 +42,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.core import metrics
 from streams.core.catalog import Catalog, ChangelogSpec
-from streams.core.errors import FatalError, Retriable
-from streams.core.kafka import consumer_config, produce_waiting
+from streams.core.errors import FatalError, Retriable, StopRequested
+from streams.core.kafka import consumer_config, flush_until, produce_waiting
 from streams.core.settings import Settings
 from streams.runtime.state import PartitionStore
 
@@ -186,10 +187,16 @@ class Changelogs:
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err}")
 
-    def flush(self, timeout_s: float = 60.0) -> None:
+    def flush(self, stop: threading.Event | None = None, timeout_s: float = 60.0) -> None:
         """Wait for every queued changelog record; FatalError if one was not acknowledged
-        (the stores must not commit: the batch is processed again)."""
-        remaining = self.producer.flush(timeout_s)
+        (the stores must not commit: the batch is processed again), StopRequested if
+        ``stop`` was set while some were still waiting."""
+        remaining = flush_until(self.producer, timeout_s, stop)
+        if remaining and stop is not None and stop.is_set():
+            raise StopRequested(
+                f"{self.stage}: stopping with {remaining} changelog records not "
+                "acknowledged; nothing committed, the batch will be replayed"
+            )
         if remaining or self._errors:
             errors, self._errors = self._errors, []
             raise FatalError(

@@ -55,12 +55,14 @@ from streams.core.errors import (
     InvalidRecord,
     OutputRejected,
     Retriable,
+    StopRequested,
     internal_error,
     is_record_fault,
 )
 from streams.core.kafka import (
     BrokerWatch,
     Contiguous,
+    flush_until,
     log_ids,
     make_consumer,
     make_producer,
@@ -584,6 +586,8 @@ class StageRunner:
         )
         self.stores: dict[TopicPartitionKey, PartitionStore] = {}
         self._delivery_errors: list[str] = []
+        self._stop = threading.Event()  # run()'s; a stop gives up waiting on the broker
+        self._abandoned = False  # stopped with outputs unacknowledged
         self.assigned = False  # for readiness: the group gave this runner partitions
         self.assignment: set[TopicPartitionKey] = set()
         self.idle_s = idle_s
@@ -709,6 +713,7 @@ class StageRunner:
         """Process batches until ``stop`` is set, or until the dead-letter rate halts the
         stage: then it stays halted (``halted`` says why; ``/ready`` reports it) and the
         other stages of the process go on. Other errors end the process."""
+        self._stop = stop
         try:
             if self.changelogs is not None and not self._ensure_changelogs(self.changelogs, stop):
                 return  # stopped before the broker answered
@@ -722,6 +727,9 @@ class StageRunner:
                 self.run_once()
         except DeadLetterRateExceeded as exc:
             self.halted = str(exc)  # logged by the policy; nothing of the batch committed
+        except StopRequested as exc:
+            self._abandoned = True
+            log.warning("%s: %s", self.stage.name, exc)
         finally:
             self.close()
 
@@ -899,11 +907,16 @@ class StageRunner:
         """Produce ``outputs`` and wait for the broker's acknowledgement of every one;
         FatalError if one was refused (nothing may commit: the batch is replayed)."""
         produce_outputs(self.producer, self.codec, outputs, self.stage.name, self._delivered)
-        remaining = self.producer.flush(60)
+        remaining = flush_until(self.producer, 60, self._stop)
         if remaining or self._delivery_errors:
             errors, self._delivery_errors = self._delivery_errors, []
             for store in self.stores.values():
                 store.rollback()
+            if remaining and self._stop.is_set():
+                raise StopRequested(
+                    f"stopping with {remaining} outputs not acknowledged (broker "
+                    "unreachable?); nothing committed, the batch will be replayed"
+                )
             raise FatalError(
                 f"{self.stage.name}: {remaining} outputs not acknowledged, "
                 f"errors: {errors[:5]}; not committing, the batch will be replayed"
@@ -943,7 +956,7 @@ class StageRunner:
             for tp, offset in todo.items():
                 store = self.stores[tp]
                 changelogs.produce(tp, store.changes(), offset, store.log_id(), positions)
-            changelogs.flush()
+            changelogs.flush(self._stop)
         except BaseException:
             for store in self.stores.values():
                 store.rollback()
@@ -954,7 +967,7 @@ class StageRunner:
 
     def close(self) -> None:
         try:
-            self.producer.flush(10)
+            self.producer.flush(0 if self._abandoned else 10)
             self.consumer.close()
             self.stage.close()
         finally:

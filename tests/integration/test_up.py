@@ -280,4 +280,7 @@ def test_the_stack_stops_within_seconds_with_its_broker_gone(stack):
     proc.send_signal(signal.SIGCONT)
     proc.wait(timeout=60)
     assert wait_until(lambda: not alive(below), 30)
-    assert time.monotonic() - started < 12, time.monotonic() - started
+    # not the 5 s kill timeout: a child waiting on the dead broker gives up at the stop
+    assert time.monotonic() - started < 8, time.monotonic() - started
+    # the stop pending when it resumed came first: it did not restart the broker
+    assert "restarting" not in proc.stdout.read()
