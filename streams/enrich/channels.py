@@ -1,15 +1,12 @@
 """Channel grouping: GA4's default channel group rules, plus the non-web channels.
 
 ``group_channel(source, medium, campaign)`` applies the GA4 rules in their
-documented order (Direct, Cross-network, Paid Shopping, Paid Search, Paid
-Social, Paid Video, Display, Paid Other, Organic Shopping, Organic Social,
-Organic Video, Organic Search, Referral, Email, Affiliates, Audio, SMS, Mobile
-Push Notifications, Unassigned). ``traffic_source`` derives source/medium for
+documented order. ``traffic_source`` derives source/medium for
 web traffic the way GA4 does: UTM parameters first, then ad click ids, then
 the referrer, else (direct)/(none).
 
-The site lists are GA4's source categories (shopping, search, social, video),
-abridged to the sites that matter for retail traffic.
+The rules and the source categories are data, in ``ga4_rules``; this module
+only interprets them.
 """
 
 from __future__ import annotations
@@ -17,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from streams.enrich import ga4_rules
 
 # Channel names used across journeybus (GA4 names where GA4 has the channel).
 DIRECT = "Direct"
@@ -28,124 +27,19 @@ SOCIAL_POST = "Social Post"
 STORE = "Store"
 FULFILMENT = "Fulfilment"
 ORGANIC_SOCIAL = "Organic Social"
-UNASSIGNED = "Unassigned"
+UNASSIGNED = ga4_rules.UNASSIGNED
 
 # GA4's default channel groups, in rule order (``group_channel`` returns one of them).
-CHANNEL_GROUPS = (
-    DIRECT,
-    "Cross-network",
-    "Paid Shopping",
-    "Paid Search",
-    "Paid Social",
-    "Paid Video",
-    "Display",
-    "Paid Other",
-    "Organic Shopping",
-    ORGANIC_SOCIAL,
-    "Organic Video",
-    "Organic Search",
-    "Referral",
-    EMAIL,
-    "Affiliates",
-    "Audio",
-    SMS,
-    PUSH,
-    UNASSIGNED,
-)
+CHANNEL_GROUPS = (*(name for name, _ in ga4_rules.RULES), UNASSIGNED)
 
-SEARCH_SITES = {
-    "google",
-    "bing",
-    "yahoo",
-    "baidu",
-    "duckduckgo",
-    "yandex",
-    "ecosia",
-    "naver",
-    "seznam",
-    "qwant",
-    "startpage",
-    "ask",
-    "aol",
-    "search-results",
-    "sogou",
-    "daum",
-    "so.com",
-    "brave",
-    "perplexity",
-    "chatgpt.com",
-    "copilot.microsoft.com",
-}
-SOCIAL_SITES = {
-    "facebook",
-    "fb",
-    "instagram",
-    "ig",
-    "tiktok",
-    "twitter",
-    "x",
-    "t.co",
-    "linkedin",
-    "lnkd.in",
-    "pinterest",
-    "reddit",
-    "snapchat",
-    "youtube-social",
-    "whatsapp",
-    "messenger",
-    "threads",
-    "tumblr",
-    "vk",
-    "weibo",
-    "quora",
-    "discord",
-    "telegram",
-    "line",
-    "meta",
-    "l.facebook.com",
-    "lm.facebook.com",
-    "l.instagram.com",
-    "bsky",
-}
-VIDEO_SITES = {"youtube", "vimeo", "twitch", "dailymotion", "netflix", "tiktok-video", "wistia"}
-SHOPPING_SITES = {
-    "amazon",
-    "ebay",
-    "etsy",
-    "walmart",
-    "shopping.google.com",
-    "google shopping",
-    "idealo",
-    "pricerunner",
-    "shopzilla",
-    "mercadolibre",
-    "alibaba",
-    "aliexpress",
-    "zalando",
-    "rakuten",
-    "shopify",
-    "stripe",
-    "klarna",
-}
-PAID_MEDIUM = re.compile(r"^(.*cp.*|ppc|retargeting|paid.*)$", re.I)
-SHOP_CAMPAIGN = re.compile(r"^(.*(([^a-df-z]|^)shop|shopping).*)$", re.I)
-DISPLAY_MEDIUM = {"display", "banner", "expandable", "interstitial", "cpm"}
-SOCIAL_MEDIUM = {"social", "social-network", "social-media", "sm", "social network", "social media"}
-EMAIL_VALUE = re.compile(r"^(email|e-mail|e_mail|e mail)$", re.I)
-REFERRAL_MEDIUM = {"referral", "app", "link"}
-# Paid ad click ids (auto-tagging) and the source/medium GA4 gives them. fbclid is
-# not one: Facebook adds it to organic links too.
-PAID_CLICK_IDS = {
-    "gclid": ("google", "cpc"),
-    "dclid": ("google", "cpm"),
-    "wbraid": ("google", "cpc"),
-    "gbraid": ("google", "cpc"),
-    "msclkid": ("bing", "cpc"),
-}
+PUBLIC_SUFFIXES = frozenset(ga4_rules.PUBLIC_SUFFIXES)
+_CATEGORIES = {name: frozenset(entries) for name, entries in ga4_rules.SOURCE_CATEGORIES.items()}
+_AI = frozenset(ga4_rules.AI_ASSISTANTS)
+_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 def _site(source: str) -> str:
-    """Normalise a source or host name: lower case, no www/m., no TLD for known sites."""
+    """Normalise a source or host name: lower case, no www./m./mobile. prefix."""
     s = source.strip().lower()
     for prefix in ("www.", "m.", "mobile."):
         if s.startswith(prefix):
@@ -153,72 +47,77 @@ def _site(source: str) -> str:
     return s
 
 
-def site_entry(source: str, sites: set[str]) -> str | None:
-    """The entry of ``sites`` that a source or host name is: the whole name, a dotted
-    entry it ends with (``copilot.microsoft.com``, ``so.com``), or one of its labels
-    before the top-level domain (``google.co.uk`` → ``google``); None if none.
-
-    Every list entry is reachable by exactly these rules, dotted or not, so no
-    entry can match a host without this function saying which one.
-    """
-    s = _site(source)
-    if s in sites:
-        return s
+def _registered(s: str) -> str | None:
+    """``s`` without its public suffix (google.co.uk → google); None if it has none."""
     parts = s.split(".")
-    for i in range(1, len(parts) - 1):
-        suffix = ".".join(parts[i:])
-        if suffix in sites:
-            return suffix
-    return next((part for part in parts[:-1] if part in sites), None)
+    if len(parts) >= 3 and ".".join(parts[-2:]) in PUBLIC_SUFFIXES:
+        return ".".join(parts[:-2])
+    if len(parts) >= 2 and parts[-1].isalpha():
+        return ".".join(parts[:-1])
+    return None
 
 
-def _matches(source: str, sites: set[str]) -> bool:
-    return site_entry(source, sites) is not None
+def category_entry(source: str, entries: frozenset[str]) -> str | None:
+    """The entry of a source category that ``source`` is: the entry itself, or the
+    entry and a public suffix (``google.co.uk`` → ``google``); never a subdomain
+    (``mail.google.com`` is no search engine)."""
+    s = _site(source)
+    if s in entries:
+        return s
+    bare = _registered(s)
+    return bare if bare in entries else None
+
+
+def source_category(source: str | None) -> str | None:
+    """GA4's source category of a source (``SOURCE_CATEGORY_SEARCH``, ...), or
+    ``AI_ASSISTANT`` for an AI assistant (GA4 has no such category: Referral there),
+    or None."""
+    if not source:
+        return None
+    for name, entries in _CATEGORIES.items():
+        if category_entry(source, entries) is not None:
+            return name
+    if _site(source) in _AI:
+        return "AI_ASSISTANT"
+    return None
+
+
+def _holds(condition: ga4_rules.Condition, fields: dict[str, str]) -> bool:
+    if isinstance(condition, dict):
+        (how, parts), *_ = condition.items()
+        results = (_holds(part, fields) for part in parts)
+        return all(results) if how == "all" else any(results)
+    field_name, operator, argument = condition
+    value = fields[field_name]
+    if operator == "exactly":
+        return value == argument
+    if operator == "one_of":
+        return value in argument
+    if operator == "contains":
+        return argument in value
+    if operator == "ends_with":
+        return value.endswith(argument)
+    if operator == "matches":
+        pattern = _PATTERNS.get(argument)
+        if pattern is None:
+            pattern = _PATTERNS[argument] = re.compile(argument, re.I)
+        return pattern.fullmatch(value) is not None
+    if operator == "category":
+        return bool(value) and category_entry(value, _CATEGORIES[argument]) is not None
+    raise ValueError(f"unknown operator {operator!r} in the GA4 rules")
 
 
 def group_channel(source: str | None, medium: str | None, campaign: str | None = None) -> str:
-    """The GA4 default channel group of a session's source, medium and campaign name."""
-    src = (source or "(direct)").strip().lower()
-    med = (medium or "(none)").strip().lower()
-    camp = (campaign or "").strip().lower()
-    paid = bool(PAID_MEDIUM.match(med))
-    shopping = _matches(src, SHOPPING_SITES) or bool(camp and SHOP_CAMPAIGN.match(camp))
-    if src == "(direct)" and med in ("(not set)", "(none)"):
-        return DIRECT
-    if "cross-network" in camp:
-        return "Cross-network"
-    if shopping and paid:
-        return "Paid Shopping"
-    if _matches(src, SEARCH_SITES) and paid:
-        return "Paid Search"
-    if _matches(src, SOCIAL_SITES) and paid:
-        return "Paid Social"
-    if _matches(src, VIDEO_SITES) and paid:
-        return "Paid Video"
-    if med in DISPLAY_MEDIUM:
-        return "Display"
-    if paid:
-        return "Paid Other"
-    if shopping:
-        return "Organic Shopping"
-    if _matches(src, SOCIAL_SITES) or med in SOCIAL_MEDIUM:
-        return ORGANIC_SOCIAL
-    if _matches(src, VIDEO_SITES) or "video" in med:
-        return "Organic Video"
-    if _matches(src, SEARCH_SITES) or med == "organic":
-        return "Organic Search"
-    if med in REFERRAL_MEDIUM:
-        return "Referral"
-    if EMAIL_VALUE.match(src) or EMAIL_VALUE.match(med):
-        return EMAIL
-    if med == "affiliate":
-        return "Affiliates"
-    if med == "audio":
-        return "Audio"
-    if src == "sms" or med == "sms":
-        return SMS
-    if med.endswith("push") or "mobile" in med or "notification" in med or src == "firebase":
-        return PUSH
+    """The GA4 default channel group of a session's source, medium and campaign name
+    (the first rule of ``ga4_rules.RULES`` that holds)."""
+    fields = {
+        "source": (source or "(direct)").strip().lower(),
+        "medium": (medium or "(none)").strip().lower(),
+        "campaign": (campaign or "").strip().lower(),
+    }
+    for channel, condition in ga4_rules.RULES:
+        if _holds(condition, fields):
+            return channel
     return UNASSIGNED
 
 
@@ -259,10 +158,16 @@ def traffic_source(
     if not host or host in own_hosts or _site(host) in own_hosts:
         return TrafficSource("(direct)", "(none)", campaign.get("name"))
     site = _site(host)
-    engine = site_entry(site, SEARCH_SITES)
+    engine = category_entry(site, _CATEGORIES["SOURCE_CATEGORY_SEARCH"])
     if engine is not None:
-        return TrafficSource(engine, "organic")
+        return TrafficSource(engine_name(engine), "organic")
     return TrafficSource(site, "referral")
+
+
+def engine_name(entry: str) -> str:
+    """The name GA4 gives a search engine's traffic: ``search.yahoo`` → ``yahoo``."""
+    last = entry.rsplit(".", 1)[-1]
+    return last if last in _CATEGORIES["SOURCE_CATEGORY_SEARCH"] else entry
 
 
 def web_channel(

@@ -19,18 +19,13 @@ from hypothesis import strategies as st
 from connectors.generator.population import PopulationGenerator
 from streams.core.catalog import default_catalog
 from streams.core.jsonavro import from_json
-from streams.enrich import channels
+from streams.enrich import ga4_rules
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 NOW_MS = 1_796_000_000_000  # late 2026: timestamps near it pass the plausibility checks
 
-SITES = (
-    channels.SEARCH_SITES,
-    channels.SOCIAL_SITES,
-    channels.VIDEO_SITES,
-    channels.SHOPPING_SITES,
-)
+SITES = (*ga4_rules.SOURCE_CATEGORIES.values(), ga4_rules.AI_ASSISTANTS)
 HOSTS = sorted({f"{e}.com" if "." not in e else e for s in SITES for e in s if " " not in e})
 text = st.one_of(
     st.text(max_size=40),

@@ -1,0 +1,226 @@
+"""GA4's default channel group, as data: Google's published rule table and the
+source categories it refers to (support.google.com/analytics/answer/9756891,
+"[GA4] Default channel group"; the categories' spreadsheet, abridged to the
+sites that matter for retail traffic). ``streams.enrich.channels`` interprets
+it; nothing else encodes a rule.
+
+A condition is a test ``(field, operator, argument)`` on the session's
+``source``, ``medium`` or ``campaign`` (lower case), or ``{"all": [...]}`` /
+``{"any": [...]}`` of conditions. Operators: ``exactly``, ``one_of``,
+``matches`` (a regular expression, whole value), ``contains``, ``ends_with``,
+``category`` (the source is in that source category). The first rule that
+holds names the channel group; none: Unassigned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PAID_MEDIUM = r"^(.*cp.*|ppc|retargeting|paid.*)$"
+SHOP_CAMPAIGN = r"^(.*(([^a-df-z]|^)shop|shopping).*)$"
+EMAIL_WORDS = ["email", "e-mail", "e_mail", "e mail"]
+SOCIAL_MEDIUMS = [
+    "social",
+    "social-network",
+    "social-media",
+    "sm",
+    "social network",
+    "social media",
+]
+
+# Source categories. An entry matches a source that is the entry itself, or the
+# entry followed by a public suffix (google → google.co.uk), after ``www.``,
+# ``m.`` or ``mobile.`` are dropped; never a subdomain (mail.google.com is not
+# google: GA4 gives it Referral).
+SOURCE_CATEGORIES: dict[str, list[str]] = {
+    "SOURCE_CATEGORY_SEARCH": [
+        "google",
+        "images.google",
+        "bing",
+        "yahoo",
+        "search.yahoo",
+        "baidu",
+        "duckduckgo",
+        "yandex",
+        "ecosia",
+        "naver",
+        "seznam",
+        "qwant",
+        "startpage",
+        "ask",
+        "aol",
+        "search-results",
+        "sogou",
+        "daum",
+        "so.com",
+        "search.brave",
+        "onet",
+        "najdi",
+        "coccoc",
+        "yahoo.co.jp",
+        "msn",
+        "avg",
+        "lycos",
+        "rambler",
+    ],
+    "SOURCE_CATEGORY_SOCIAL": [
+        "facebook",
+        "fb",
+        "instagram",
+        "ig",
+        "tiktok",
+        "twitter",
+        "x",
+        "t.co",
+        "linkedin",
+        "lnkd.in",
+        "pinterest",
+        "reddit",
+        "snapchat",
+        "whatsapp",
+        "messenger",
+        "threads",
+        "tumblr",
+        "vk",
+        "weibo",
+        "quora",
+        "discord",
+        "telegram",
+        "line",
+        "meta",
+        "l.facebook",
+        "lm.facebook",
+        "l.instagram",
+        "bsky",
+        "mastodon",
+        "yelp",
+        "nextdoor",
+        "wechat",
+        "douban",
+        "flickr",
+        "medium",
+        "blogger",
+        "wordpress",
+        "youtube-social",
+    ],
+    "SOURCE_CATEGORY_VIDEO": [
+        "youtube",
+        "vimeo",
+        "twitch",
+        "dailymotion",
+        "netflix",
+        "wistia",
+        "bilibili",
+        "youku",
+        "iqiyi",
+        "ted",
+    ],
+    "SOURCE_CATEGORY_SHOPPING": [
+        "amazon",
+        "ebay",
+        "etsy",
+        "walmart",
+        "shopping.google",
+        "google shopping",
+        "igshopping",
+        "shopify",
+        "stripe",
+        "klarna",
+        "idealo",
+        "pricerunner",
+        "shopzilla",
+        "mercadolibre",
+        "alibaba",
+        "aliexpress",
+        "zalando",
+        "rakuten",
+        "target",
+        "bestbuy",
+        "checkout.shopify",
+        "shop.app",
+        "shopping.yahoo",
+        "store.google",
+    ],
+}
+# Multi-label public suffixes an entry may carry (google.co.uk); a single alphabetic
+# label (com, de, io) always may.
+PUBLIC_SUFFIXES = [
+    "co.uk",
+    "org.uk",
+    "ac.uk",
+    "com.au",
+    "net.au",
+    "co.nz",
+    "co.jp",
+    "ne.jp",
+    "co.kr",
+    "co.in",
+    "co.za",
+    "com.br",
+    "com.mx",
+    "com.ar",
+    "com.tr",
+    "com.sg",
+    "com.hk",
+    "com.tw",
+    "com.cn",
+    "com.ua",
+    "com.pl",
+    "co.id",
+    "com.my",
+    "com.ph",
+    "com.vn",
+    "co.il",
+    "com.eg",
+    "com.sa",
+    "com.co",
+    "com.pe",
+    "com.cl",
+]
+# Not a GA4 category: AI assistants are Referral in GA4 (no rule names them), kept
+# recognisable for whoever asks ``source_category`` (scoring, analysts).
+AI_ASSISTANTS = [
+    "chatgpt.com",
+    "chat.openai.com",
+    "perplexity.ai",
+    "copilot.microsoft.com",
+    "gemini.google.com",
+    "claude.ai",
+]
+
+Condition = Any  # a test tuple or {"all"|"any": [conditions]}
+
+RULES: list[tuple[str, Condition]] = [
+    ("Direct", {"all": [("source", "exactly", "(direct)"),
+                        ("medium", "one_of", ["(not set)", "(none)"])]}),
+    ("Cross-network", ("campaign", "contains", "cross-network")),
+    ("Paid Shopping", {"all": [{"any": [("source", "category", "SOURCE_CATEGORY_SHOPPING"),
+                                        ("campaign", "matches", SHOP_CAMPAIGN)]},
+                               ("medium", "matches", PAID_MEDIUM)]}),
+    ("Paid Search", {"all": [("source", "category", "SOURCE_CATEGORY_SEARCH"),
+                             ("medium", "matches", PAID_MEDIUM)]}),
+    ("Paid Social", {"all": [("source", "category", "SOURCE_CATEGORY_SOCIAL"),
+                             ("medium", "matches", PAID_MEDIUM)]}),
+    ("Paid Video", {"all": [("source", "category", "SOURCE_CATEGORY_VIDEO"),
+                            ("medium", "matches", PAID_MEDIUM)]}),
+    ("Display", ("medium", "one_of", ["display", "banner", "expandable", "interstitial", "cpm"])),
+    ("Paid Other", ("medium", "matches", PAID_MEDIUM)),
+    ("Organic Shopping", {"any": [("source", "category", "SOURCE_CATEGORY_SHOPPING"),
+                                 ("campaign", "matches", SHOP_CAMPAIGN)]}),
+    ("Organic Social", {"any": [("source", "category", "SOURCE_CATEGORY_SOCIAL"),
+                                ("medium", "one_of", SOCIAL_MEDIUMS)]}),
+    ("Organic Video", {"any": [("source", "category", "SOURCE_CATEGORY_VIDEO"),
+                               ("medium", "matches", r"^(.*video.*)$")]}),
+    ("Organic Search", {"any": [("source", "category", "SOURCE_CATEGORY_SEARCH"),
+                                ("medium", "exactly", "organic")]}),
+    ("Referral", ("medium", "one_of", ["referral", "app", "link"])),
+    ("Email", {"any": [("source", "one_of", EMAIL_WORDS), ("medium", "one_of", EMAIL_WORDS)]}),
+    ("Affiliates", ("medium", "exactly", "affiliate")),
+    ("Audio", ("medium", "exactly", "audio")),
+    ("SMS", {"any": [("source", "exactly", "sms"), ("medium", "exactly", "sms")]}),
+    ("Mobile Push Notifications", {"any": [("medium", "ends_with", "push"),
+                                           ("medium", "contains", "mobile"),
+                                           ("medium", "contains", "notification"),
+                                           ("source", "exactly", "firebase")]}),
+]  # fmt: skip
+UNASSIGNED = "Unassigned"
