@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import math
 import os
 import sys
 import threading
@@ -31,7 +32,12 @@ from streams.app.logs import configure_logging
 from streams.app.supervisor import Supervisor
 from streams.app.worker import STAGES, run_worker, stop_on_signals
 from streams.attribution.models import ALL_MODELS
-from streams.attribution.paths_file import compute_csv, read_paths, removal_effects_csv
+from streams.attribution.paths_file import (
+    MARKOV_CREDITS,
+    compute_csv,
+    read_paths,
+    removal_effects_csv,
+)
 from streams.core.admin import admin_client, create_topics, list_topic_partitions
 from streams.core.broker import (
     BrokerUnavailable,
@@ -520,16 +526,10 @@ def attribution() -> None:
     """Attribution models over path files (ChannelAttribution's aggregated format)."""
 
 
-MODEL_CHOICES = {
-    "all": None,
-    "first": "first_touch",
-    "last": "last_touch",
-    "last-non-direct": "last_non_direct",
-    "linear": "linear",
-    "position": "position_based",
-    "time-decay": "time_decay",
-    "markov": "markov",
-}
+def _half_life(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"must be a positive number of hours, not {value}")
+    return value
 
 
 @attribution.command("compute")
@@ -540,16 +540,42 @@ MODEL_CHOICES = {
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="CSV with path, total_conversions, total_conversion_value, total_null [, hours].",
 )
-@click.option("--model", type=click.Choice(list(MODEL_CHOICES)), default="all", show_default=True)
+@click.option(
+    "--model",
+    "models",
+    type=click.Choice(["all", *ALL_MODELS]),
+    multiple=True,
+    default=("all",),
+    show_default=True,
+    help="A model to compute (repeat for several); the names of the attribution tables.",
+)
 @click.option(
     "--order", type=click.IntRange(1, 3), default=1, show_default=True, help="Markov chain order."
 )
 @click.option(
-    "--half-life-hours", type=float, default=168.0, show_default=True, help="Time-decay half-life."
+    "--half-life-hours",
+    type=float,
+    default=168.0,
+    show_default=True,
+    callback=_half_life,
+    help="Time-decay half-life (positive).",
+)
+@click.option(
+    "--markov-credit",
+    type=click.Choice(MARKOV_CREDITS),
+    default="total",
+    show_default=True,
+    help="Markov totals as ChannelAttribution prints them, or the sums of the bus's "
+    "per-conversion credits (only channels on each converting path).",
 )
 @click.option("--removal-effects", is_flag=True, help="Print the Markov removal effects.")
 def attribution_compute(
-    paths_file: Path, model: str, order: int, half_life_hours: float, removal_effects: bool
+    paths_file: Path,
+    models: tuple[str, ...],
+    order: int,
+    half_life_hours: float,
+    markov_credit: str,
+    removal_effects: bool,
 ) -> None:
     """Channel credits (conversions and value) per model, as CSV."""
 
@@ -557,8 +583,15 @@ def attribution_compute(
     if removal_effects:
         click.echo(removal_effects_csv(rows, order), nl=False)
         return
-    models = list(ALL_MODELS) if model == "all" else [MODEL_CHOICES[model]]
-    click.echo(compute_csv(rows, models, order, half_life_hours), nl=False)
+    chosen = list(
+        dict.fromkeys(m for name in models for m in (ALL_MODELS if name == "all" else [name]))
+    )
+    if "time_decay" in chosen and any(r.hours is None for r in rows if r.conversions):
+        raise click.UsageError(
+            "time_decay needs the 'hours' column, which this file lacks; add it, or name "
+            "the models to compute (--model markov --model linear ...)"
+        )
+    click.echo(compute_csv(rows, chosen, order, half_life_hours, markov_credit), nl=False)
 
 
 # -- whole stack -----------------------------------------------------------------

@@ -1,10 +1,19 @@
 """Attribution credits of one converting journey under every model.
 
 Rule-based models split the conversion over its touches (``models``). The
-Markov model splits it over the channels present in the path in proportion to
-their global removal effects (``markov``), then equally over each channel's
-touches. A conversion without touches gives its whole credit to Direct (GA's
-convention for an unknown source), on the conversion touchpoint itself.
+data-driven models are global: the Markov model splits a conversion over the
+channels present in its path in proportion to their removal effects
+(conversions) and value removal effects (value) (``markov``); Shapley, exact
+or simplified, in proportion to the channels' Shapley values in the path's
+channel set (``shapley``); within a path, a channel's share is split equally
+over its touches. A conversion without touches gives its whole credit to
+Direct (GA's convention for an unknown source), on the conversion touchpoint
+itself, in every model.
+
+The channel totals of these per-conversion credits are not the global totals
+ChannelAttribution prints for the Markov model (those also credit channels a
+converting path never touched, through the chain); ``journeybus attribution
+compute --markov-credit per-conversion`` prints these per-conversion totals.
 
 Guarantee: per conversion and model the credits sum to 1 and the value credits
 to the conversion value. Credit ids are deterministic (conversion, model,
@@ -16,11 +25,46 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.attribution.models import DEFAULT_HALF_LIFE_HOURS, DIRECT, RULE_MODELS, rule_weights
+from streams.attribution.shapley import ShapleyResult
 
-RULES_VERSION = "rules-1"
+RULES_VERSION = "rules-2"
+Weights = tuple[str, list[float], list[float], str]  # model, credit, value credit, version
+
+
+@dataclass(frozen=True)
+class Learned:
+    """The data-driven models a conversion is credited with, as last adopted (empty
+    shares and None: nothing learned yet, so each channel of the path gets an
+    equal share)."""
+
+    markov_version: str = "markov-none"
+    markov_shares: Mapping[str, float] = field(default_factory=dict)
+    markov_value_shares: Mapping[str, float] = field(default_factory=dict)
+    shapley: ShapleyResult | None = None
+    shapley_simplified: ShapleyResult | None = None
+
+    def weights(self, channels: list[str]) -> list[Weights]:
+        """Per-touch weights of each data-driven model for one path."""
+        out: list[Weights] = [
+            (
+                "markov",
+                markov_weights(channels, self.markov_shares),
+                markov_weights(channels, self.markov_value_shares or self.markov_shares),
+                self.markov_version,
+            )
+        ]
+        for name, result in (
+            ("shapley", self.shapley),
+            ("shapley_simplified", self.shapley_simplified),
+        ):
+            shares = result.weights(channels) if result is not None else {}
+            weights = markov_weights(channels, shares, clamp=False)
+            out.append((name, weights, weights, result.version if result else f"{name}-none"))
+        return out
 
 
 def credit_id(conversion_id: str, model: str, touchpoint_id: str) -> str:
@@ -30,12 +74,18 @@ def credit_id(conversion_id: str, model: str, touchpoint_id: str) -> str:
     return "cr-" + digest.hexdigest()
 
 
-def markov_weights(channels: list[str], shares: Mapping[str, float]) -> list[float]:
-    """Per-touch weights from channel shares: renormalised over the path's channels."""
+def markov_weights(
+    channels: list[str], shares: Mapping[str, float], clamp: bool = True
+) -> list[float]:
+    """Per-touch weights from channel shares: renormalised over the path's channels,
+    each channel's split equally over its touches. ``clamp``: negative shares count
+    as 0 (Shapley's may be negative and are kept)."""
     present = sorted(set(channels))
-    raw = {c: max(0.0, shares.get(c, 0.0)) for c in present}
+    raw = {c: shares.get(c, 0.0) for c in present}
+    if clamp:
+        raw = {c: max(0.0, w) for c, w in raw.items()}
     total = sum(raw.values())
-    if total <= 0:  # no model yet, or only channels it gives nothing: split by channel
+    if abs(total) < 1e-15:  # no model yet, or only channels it gives nothing: by channel
         raw = dict.fromkeys(present, 1.0)
         total = float(len(present))
     per_touch_count = defaultdict(int)
@@ -46,30 +96,27 @@ def markov_weights(channels: list[str], shares: Mapping[str, float]) -> list[flo
 
 def journey_credits(
     journey: Mapping[str, Any],
-    markov_shares: Mapping[str, float],
-    markov_version: str,
+    learned: Learned,
     now_ms: int,
     half_life_hours: float = DEFAULT_HALF_LIFE_HOURS,
 ) -> list[dict[str, Any]]:
     """``cust.attribution.v1`` records of a converting journey, for every model."""
     base, ids, channels, hours = _unpack(journey, now_ms)
-    models: list[tuple[str, list[float], str]] = [
-        (m, rule_weights(m, channels, hours, half_life_hours), RULES_VERSION) for m in RULE_MODELS
-    ]
-    models.append(("markov", markov_weights(channels, markov_shares), markov_version))
-    return _rows(base, ids, channels, models)
+    models: list[Weights] = []
+    for m in RULE_MODELS:
+        weights = rule_weights(m, channels, hours, half_life_hours)
+        models.append((m, weights, weights, RULES_VERSION))
+    return _rows(base, ids, channels, models + learned.weights(channels))
 
 
-def markov_credits(
-    journey: Mapping[str, Any], markov_shares: Mapping[str, float], markov_version: str, now_ms: int
+def learned_credits(
+    journey: Mapping[str, Any], learned: Learned, now_ms: int
 ) -> list[dict[str, Any]]:
-    """The Markov records of a converting journey alone (a restatement under a newer
-    model: same credit ids, so they replace the earlier ones). Touches need only
-    ``touchpoint_id`` and ``channel``."""
+    """The data-driven models' records of a converting journey alone (a restatement
+    under newer models: same credit ids, so they replace the earlier ones). Touches
+    need only ``touchpoint_id`` and ``channel``."""
     base, ids, channels, _ = _unpack(journey, now_ms)
-    return _rows(
-        base, ids, channels, [("markov", markov_weights(channels, markov_shares), markov_version)]
-    )
+    return _rows(base, ids, channels, learned.weights(channels))
 
 
 def _unpack(
@@ -98,17 +145,18 @@ def _rows(
     base: dict[str, Any],
     ids: list[str],
     channels: list[str],
-    models: list[tuple[str, list[float], str]],
+    models: list[Weights],
 ) -> list[dict[str, Any]]:
     value = base["conversion_value"]
     out = []
-    for model, weights, version in models:
+    for model, weights, value_weights, version in models:
         # Credits of one touchpoint repeated in a path (cannot happen today) add up.
         merged: dict[str, list] = {}
-        for tid, channel, w in zip(ids, channels, weights, strict=True):
-            entry = merged.setdefault(tid, [channel, 0.0])
+        for tid, channel, w, vw in zip(ids, channels, weights, value_weights, strict=True):
+            entry = merged.setdefault(tid, [channel, 0.0, 0.0])
             entry[1] += w
-        for tid, (channel, weight) in merged.items():
+            entry[2] += vw
+        for tid, (channel, weight, value_weight) in merged.items():
             out.append(
                 {
                     **base,
@@ -117,7 +165,7 @@ def _rows(
                     "channel": channel,
                     "model": model,
                     "credit": weight,
-                    "value_credit": weight * value,
+                    "value_credit": value_weight * value,
                     "model_version": version,
                 }
             )

@@ -1,7 +1,8 @@
-"""Markov credits restated as the model learns, kept per input partition.
+"""Data-driven credits (Markov, Shapley) restated as the models learn, kept per
+input partition.
 
-The attribution stage credits a conversion with the Markov model it has at
-that moment: none at all for the first conversions after a cold start, a model
+The attribution stage credits a conversion with the models it has at that
+moment: none at all for the first conversions after a cold start, a model
 of a few paths soon after. Each partition's store therefore remembers the
 conversions it credited (touches and channels only) with the model epoch they
 were credited under. When the stage adopts a model whose shares moved by more
@@ -22,7 +23,7 @@ from typing import Any
 
 from streams.runtime.state import PartitionStore
 
-MODEL = "markov-model"  # the model (version, shares, epoch) this partition credits with
+MODEL = "markov-model"  # the models (version, shares, epoch) this partition credits with
 CONVERSION = "conv:"  # conv:<journey id> → compact journey; due: epoch it was credited in
 EXPIRY = "conv-expiry:"  # conv-expiry:<journey id>; due: its conversion time
 NEWEST = "newest_conversion_ms"  # store meta: the newest conversion time seen

@@ -1,15 +1,16 @@
 """The attribution stage: converting journeys → credits under every model.
 
 Consumes ``cust.journeys.v1`` and publishes ``cust.attribution.v1`` keyed by
-customer key. Rule-based credits depend on the journey alone. The Markov
-model is global: every attribution worker reads all journeys (conversions and
-null paths) as a side input, keeps their collapsed paths by journey id (a
-replayed journey replaces itself, it is not counted twice), and re-solves the
-removal effects when paths changed, at most every ``recompute_interval_s``.
-A solved model is adopted only when some channel's share moved by more than
-``restate_tolerance``; each partition then restates the Markov credits of its
-earlier conversions under it (``restate.py``). Each credit row carries the
-model version it was computed with.
+customer key. Rule-based credits depend on the journey alone. The data-driven
+models (Markov, Shapley exact and simplified) are global: every attribution
+worker reads all journeys (conversions and null paths) as a side input, keeps
+their channel paths by journey id (a replayed journey replaces itself, it is
+not counted twice), and re-solves the models when paths changed, at most
+every ``recompute_interval_s``. Solved models are adopted only when some
+channel's share under one of them moved by more than ``restate_tolerance``;
+each partition then restates the data-driven credits of its earlier
+conversions under them (``restate.py``). Each credit row carries the model
+version it was computed with.
 
 Guarantees: credits of a conversion are keyed by customer key (the journey's
 partition order) with deterministic ids, so a replayed journey or a
@@ -24,9 +25,10 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from streams.attribution.credits import journey_credits, markov_credits
-from streams.attribution.markov import MarkovModel, collapse
+from streams.attribution.credits import Learned, journey_credits, learned_credits
+from streams.attribution.markov import MarkovModel
 from streams.attribution.restate import PartitionModel, shares_moved
+from streams.attribution.shapley import ShapleyModel, ShapleyResult
 from streams.core.codec import Codec
 from streams.core.errors import InvalidRecord
 from streams.core.settings import AttributionSettings, Settings
@@ -42,7 +44,7 @@ DAY_MS = 86_400_000
 
 
 class GlobalPaths:
-    """Collapsed paths of every journey, by journey id, for the Markov model."""
+    """The channel path of every journey, by journey id, for the data-driven models."""
 
     def __init__(self, order: int = 1) -> None:
         self.order = order
@@ -53,7 +55,7 @@ class GlobalPaths:
         if journey["converted"]:
             check_conversion(journey)  # the stage dead-letters it: it is no conversion
         entry = (
-            collapse([t["channel"] for t in journey["touchpoints"]]),
+            tuple(t["channel"] for t in journey["touchpoints"]),
             bool(journey["converted"]),
             float(journey["conversion_value"] or 0.0),
         )
@@ -61,14 +63,44 @@ class GlobalPaths:
             self.by_journey[journey["journey_id"]] = entry
             self.changed = True
 
-    def model(self) -> MarkovModel:
-        model = MarkovModel(self.order)
+    def models(self) -> tuple[MarkovModel, ShapleyModel]:
+        markov, shapley = MarkovModel(self.order), ShapleyModel()
         for path, converted, value in self.by_journey.values():
-            if converted:
-                model.add(path, conversions=1, value=value)
-            else:
-                model.add(path, nulls=1)
-        return model
+            for model in (markov, shapley):
+                if converted:
+                    model.add(path, conversions=1, value=value)
+                else:
+                    model.add(path, nulls=1)
+        return markov, shapley
+
+    def learn(self) -> Learned:
+        """Every data-driven model solved over the paths held now."""
+        markov, shapley = self.models()
+        result = markov.solve()
+        return Learned(
+            result.version,
+            result.shares,
+            result.value_shares,
+            shapley.solve(simplified=False),
+            shapley.solve(simplified=True),
+        )
+
+
+def summary(learned: Learned) -> dict[str, float]:
+    """Every channel share of every data-driven model, as one flat map (what a
+    restatement tolerance compares)."""
+    out = {f"markov:{c}": s for c, s in learned.markov_shares.items()}
+    out |= {f"markov-value:{c}": s for c, s in learned.markov_value_shares.items()}
+    for result in (learned.shapley, learned.shapley_simplified):
+        if result is not None:
+            out |= {f"{result.model}:{c}": s for c, s in _global_shares(result).items()}
+    return out
+
+
+def _global_shares(result: ShapleyResult) -> dict[str, float]:
+    credits = result.credits()
+    total = sum(c for c, _ in credits.values())
+    return {c: v[0] / total for c, v in credits.items()} if total else {}
 
 
 class AttributionStage(Stage):
@@ -82,8 +114,8 @@ class AttributionStage(Stage):
     def __init__(self, settings: Settings, config: AttributionSettings | None = None) -> None:
         self.config = config or settings.attribution
         self.paths = GlobalPaths(self.config.markov_order)
-        self.version = f"markov-o{self.config.markov_order}-none"
-        self.shares: dict[str, float] = {}  # of the adopted model; empty: none yet
+        self.learned = Learned(f"markov-o{self.config.markov_order}-none")  # adopted
+        self.shares: dict[str, float] = {}  # summary() of the adopted models; empty: none yet
         self._solved_at = 0.0
         self.side_inputs: list[SideInput] = []
 
@@ -102,12 +134,20 @@ class AttributionStage(Stage):
         super().poll_side_inputs()
         now = time.monotonic()
         if self.paths.changed and now - self._solved_at >= self.config.recompute_interval_s:
-            result = self.paths.model().solve()
+            learned = self.paths.learn()
             self.paths.changed = False
             self._solved_at = now
-            shares = result.shares
+            shares = summary(learned)
             if not self.shares or shares_moved(self.shares, shares) > self.config.restate_tolerance:
-                self.version, self.shares = result.version, shares
+                self.learned, self.shares = learned, shares
+
+    @property
+    def version(self) -> str:
+        """The adopted data-driven models' versions, as one."""
+        learned = self.learned
+        parts = [learned.markov_version]
+        parts += [r.version for r in (learned.shapley, learned.shapley_simplified) if r is not None]
+        return "+".join(parts)
 
     def _partition(self, store: PartitionStore) -> PartitionModel:
         return PartitionModel(
@@ -134,7 +174,7 @@ class AttributionStage(Stage):
                     ctx.dead_letter(msg, exc, event_id=journey["journey_id"] or None)
                     continue
                 for credit in journey_credits(
-                    journey, self.shares, self.version, ctx.now_ms, self.config.half_life_hours
+                    journey, self.learned, ctx.now_ms, self.config.half_life_hours
                 ):
                     ctx.emit(ATTRIBUTION, journey["customer_key"], credit)
                 partition.remember(journey, epoch)
@@ -151,5 +191,5 @@ class AttributionStage(Stage):
             return
         model = partition.sync(self.version, self.shares, ctx.now_ms)
         for journey in partition.stale(model["epoch"], RESTATE_PER_TICK):
-            for credit in markov_credits(journey, model["shares"], model["version"], ctx.now_ms):
+            for credit in learned_credits(journey, self.learned, ctx.now_ms):
                 ctx.emit(ATTRIBUTION, journey["customer_key"], credit)

@@ -156,7 +156,7 @@ class AttributionSettings(BaseSettings):
     recompute_interval_s: float = 5.0
     restate_tolerance: float = Field(default=0.01, gt=0.0)
     restate_days: int = Field(default=90, ge=0)
-    half_life_hours: float = 168.0  # time decay
+    half_life_hours: float = Field(default=168.0, gt=0.0, allow_inf_nan=False)  # time decay
 
 
 class Settings(BaseSettings):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from connectors.sinks.duckdb.dashboard.server import DashboardServer
+from streams.attribution.models import ALL_MODELS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,15 +152,7 @@ def test_attribution_equals_the_channel_performance_view(dashboard, demo_databas
     )
     expected = {(r["model"], r["channel"]): (r["conversions"], r["value"]) for r in rows}
     assert shown.keys() == expected.keys()
-    assert {r["model"] for r in rows} == {
-        "first_touch",
-        "last_touch",
-        "last_non_direct",
-        "linear",
-        "position_based",
-        "time_decay",
-        "markov",
-    }
+    assert {r["model"] for r in rows} == set(ALL_MODELS)
     for key, pair in expected.items():
         assert shown[key] == pytest.approx(pair, abs=1e-6), key
 

@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from streams.attribution.models import ALL_MODELS
 from tests.pipeline import Pipeline, population
 
 
@@ -102,17 +103,7 @@ def test_credits_of_every_conversion_sum_to_one_and_to_its_value_per_model(run):
                      any_value(conversion_value) AS v
               FROM attribution_credits GROUP BY ALL)
         GROUP BY model ORDER BY model""")
-    assert [r[0] for r in rows] == sorted(
-        [
-            "first_touch",
-            "last_touch",
-            "last_non_direct",
-            "linear",
-            "position_based",
-            "time_decay",
-            "markov",
-        ]
-    )
+    assert [r[0] for r in rows] == sorted(ALL_MODELS)
     for model, conversions, credit_error, value_error in rows:
         assert conversions == len(truth.conversions), model
         assert credit_error < 1e-9 and value_error < 1e-6, model

@@ -18,7 +18,7 @@ from confluent_kafka import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.attribution.stage import AttributionStage
+from streams.attribution.stage import AttributionStage, summary
 from streams.core.codec import make_codec
 from streams.core.errors import InvalidRecord
 from streams.core.settings import Settings
@@ -132,8 +132,9 @@ def test_journeys_processes_or_dead_letters_any_stitched_record(batch):
 @given(batch=batches("cust.journeys.v1"))
 def test_attribution_processes_or_dead_letters_any_journey(batch):
     stage = AttributionStage(Settings())
-    side_input(stage.paths.apply, batch)  # the Markov model learns from the same journeys
-    stage.shares = stage.paths.model().solve().shares or {}
+    side_input(stage.paths.apply, batch)  # the learned models see the same journeys
+    stage.learned = stage.paths.learn()
+    stage.shares = summary(stage.learned)
     run_batch(stage, "cust.journeys.v1", batch)
 
 

@@ -6,9 +6,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from streams.attribution.credits import journey_credits, markov_weights
+from streams.attribution.credits import Learned, journey_credits, markov_weights
 from streams.attribution.markov import MarkovModel, collapse, path_states
-from streams.attribution.models import RULE_MODELS, rule_weights
+from streams.attribution.models import ALL_MODELS, RULE_MODELS, rule_weights
 from streams.attribution.paths_file import compute_csv, read_paths, rule_credits
 
 PATH = ["Paid Search", "Email", "Direct", "Organic Social"]
@@ -73,7 +73,11 @@ def read_rows(
 # -- Markov ---------------------------------------------------------------------------
 def test_collapse_and_states():
     assert collapse(["A", "A", "B", "A", "A"]) == ("A", "B", "A")
-    assert path_states(("A", "B", "C"), 2) == [("A",), ("A", "B"), ("B", "C")]
+    # ChannelAttribution's states: windows of k channels, repeated windows collapsed
+    assert path_states(("A", "B", "C"), 2) == [("A", "B"), ("B", "C")]
+    assert path_states(("A", "A", "A", "B"), 2) == [("A", "A"), ("A", "B")]
+    assert path_states(("A", "B"), 3) == [("A", "B")]
+    assert path_states(("A", "A", "B"), 1) == [("A",), ("B",)]
 
 
 def test_markov_order_1_hand_computed():
@@ -113,18 +117,17 @@ def random_paths(seed: int, n: int = 300):
 
 
 def independent_chain(rows, order):
-    """Transition probabilities built from scratch (no code shared with the solver)."""
+    """Transition probabilities built from scratch (no code shared with the solver),
+    by ChannelAttribution's rules: windows of ``order`` channels over the raw path
+    (the whole path if shorter), consecutive equal windows collapsed."""
     counts = defaultdict(Counter)
     for path, converted in rows:
-        walk = []
-        for ch in path:
-            if not walk or walk[-1] != ch:
-                walk.append(ch)
-        states = (
-            ["S"]
-            + [",".join(walk[max(0, i - order + 1) : i + 1]) for i in range(len(walk))]
-            + ["CONV" if converted else "NULL"]
-        )
+        if len(path) <= order:
+            windows = [",".join(path)]
+        else:
+            windows = [",".join(path[i : i + order]) for i in range(len(path) - order + 1)]
+        walk = [w for i, w in enumerate(windows) if i == 0 or windows[i - 1] != w]
+        states = ["S", *walk, "CONV" if converted else "NULL"]
         for a, b in itertools.pairwise(states):
             counts[a][b] += 1
     return {a: {b: n / sum(c.values()) for b, n in c.items()} for a, c in counts.items()}
@@ -219,12 +222,14 @@ def journey(touches, value=90.0):
 
 def test_journey_credits_sum_to_one_and_to_the_value_for_every_model():
     rows = journey_credits(
-        journey([("A", 50.0), ("B", 10.0), ("A", 1.0)]), {"A": 0.2, "B": 0.6}, "v", now_ms=0
+        journey([("A", 50.0), ("B", 10.0), ("A", 1.0)]),
+        Learned("v", {"A": 0.2, "B": 0.6}),
+        now_ms=0,
     )
     by_model = defaultdict(list)
     for row in rows:
         by_model[row["model"]].append(row)
-    assert set(by_model) == set(RULE_MODELS) | {"markov"}
+    assert set(by_model) == set(ALL_MODELS)
     for credits in by_model.values():
         assert sum(r["credit"] for r in credits) == pytest.approx(1.0, abs=1e-12)
         assert sum(r["value_credit"] for r in credits) == pytest.approx(90.0, abs=1e-9)
@@ -234,7 +239,7 @@ def test_journey_credits_sum_to_one_and_to_the_value_for_every_model():
 
 
 def test_conversion_without_touches_goes_to_direct_on_the_conversion():
-    rows = journey_credits(journey([]), {}, "v", now_ms=0)
+    rows = journey_credits(journey([]), Learned(), now_ms=0)
     assert {(r["channel"], r["touchpoint_id"], r["credit"]) for r in rows} == {
         ("Direct", "conv", 1.0)
     }

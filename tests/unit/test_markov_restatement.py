@@ -2,7 +2,7 @@
 
 import pytest
 
-from streams.attribution.credits import journey_credits, markov_credits
+from streams.attribution.credits import Learned, journey_credits, learned_credits
 from streams.attribution.restate import PartitionModel, compact, shares_moved
 from streams.runtime.state import PartitionStore
 
@@ -98,8 +98,10 @@ def test_forget_drops_only_the_customers_conversions(store):
 
 def test_restated_credits_replace_the_first_ones_row_for_row():
     j = journey("j1", DAY, ["Email", "Direct", "Email"])
-    first = [c for c in journey_credits(j, {}, "none", 1) if c["model"] == "markov"]
-    again = markov_credits(compact(j), {"Email": 0.75, "Direct": 0.25}, "v1", 2)
+    first = [c for c in journey_credits(j, Learned(), 1) if c["model"] == "markov"]
+    restated = learned_credits(compact(j), Learned("v1", {"Email": 0.75, "Direct": 0.25}), 2)
+    assert {c["model"] for c in restated} == {"markov", "shapley", "shapley_simplified"}
+    again = [c for c in restated if c["model"] == "markov"]
     assert [c["credit_id"] for c in again] == [c["credit_id"] for c in first]
     assert sum(c["credit"] for c in again) == pytest.approx(1.0)
     by_channel = {c["channel"]: 0.0 for c in again}

@@ -61,9 +61,13 @@ MODEL_LABELS = {
     "last_touch": "Last touch",
     "last_non_direct": "Last non-direct",
     "linear": "Linear",
+    "linear_unique": "Linear (unique channels)",
     "position_based": "Position (40/20/40)",
+    "w_shaped": "W-shaped (30/30/30/10)",
     "time_decay": "Time decay",
     "markov": "Markov",
+    "shapley": "Shapley",
+    "shapley_simplified": "Shapley (simplified)",
 }
 
 
