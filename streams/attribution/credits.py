@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,25 +148,28 @@ def _rows(
     models: list[Weights],
 ) -> list[dict[str, Any]]:
     value = base["conversion_value"]
+    conversion = base["conversion_id"]
     out = []
+    distinct = len(set(ids)) == len(ids)
     for model, weights, value_weights, version in models:
-        # Credits of one touchpoint repeated in a path (cannot happen today) add up.
-        merged: dict[str, list] = {}
-        for tid, channel, w, vw in zip(ids, channels, weights, value_weights, strict=True):
-            entry = merged.setdefault(tid, [channel, 0.0, 0.0])
-            entry[1] += w
-            entry[2] += vw
-        for tid, (channel, weight, value_weight) in merged.items():
-            out.append(
-                {
-                    **base,
-                    "credit_id": credit_id(base["conversion_id"], model, tid),
-                    "touchpoint_id": tid,
-                    "channel": channel,
-                    "model": model,
-                    "credit": weight,
-                    "value_credit": value_weight * value,
-                    "model_version": version,
-                }
-            )
+        credits: Iterable[tuple[str, str, float, float]]
+        if distinct:
+            credits = zip(ids, channels, weights, value_weights, strict=True)
+        else:  # credits of one touchpoint repeated in a path (cannot happen today) add up
+            merged: dict[str, list] = {}
+            for tid, channel, w, vw in zip(ids, channels, weights, value_weights, strict=True):
+                entry = merged.setdefault(tid, [channel, 0.0, 0.0])
+                entry[1] += w
+                entry[2] += vw
+            credits = [(tid, c, w, vw) for tid, (c, w, vw) in merged.items()]
+        for tid, channel, weight, value_weight in credits:
+            row = base.copy()
+            row["credit_id"] = credit_id(conversion, model, tid)
+            row["touchpoint_id"] = tid
+            row["channel"] = channel
+            row["model"] = model
+            row["credit"] = weight
+            row["value_credit"] = value_weight * value
+            row["model_version"] = version
+            out.append(row)
     return out

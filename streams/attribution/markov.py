@@ -36,6 +36,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.sparse import csc_matrix, identity
@@ -102,7 +103,7 @@ class MarkovResult:
             c: (s * self.conversions, value_shares[c] * self.value) for c, s in self.shares.items()
         }
 
-    @property
+    @cached_property
     def version(self) -> str:
         value = self.value_removal_effects or {}
         text = ";".join(

@@ -28,6 +28,8 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import combinations
 from math import factorial
 
 import numpy as np
@@ -67,8 +69,16 @@ def simplified_values(players: Sequence[str], rates: dict[Coalition, float]) -> 
     within ``players`` that contain j."""
     within = frozenset(players)
     out = dict.fromkeys(players, 0.0)
-    for members, rate in rates.items():
-        if rate and members <= within:
+    if (1 << len(players)) < len(rates):  # fewer subsets than seen sets: look each up
+        seen = (
+            (members, rates.get(members, 0.0))
+            for size in range(1, len(players) + 1)
+            for members in map(frozenset, combinations(players, size))
+        )
+    else:
+        seen = ((m, r) for m, r in rates.items() if m <= within)
+    for members, rate in seen:
+        if rate:
             for player in members:
                 out[player] += rate / len(members)
     return out
@@ -118,7 +128,7 @@ class ShapleyResult:
                 entry[1] += share * self.values.get(members, 0.0)
         return {c: (v[0], v[1]) for c, v in out.items()}
 
-    @property
+    @cached_property
     def version(self) -> str:
         text = ";".join(
             f"{','.join(sorted(m))}={r:.12g}" for m, r in sorted(self.rates.items(), key=_key)
