@@ -116,24 +116,32 @@ def random_paths(seed: int, n: int = 300):
     return rows
 
 
+def ca_walk(path, order):
+    """The states a path walks through: windows of ``order`` channels over the raw
+    path (the whole path if shorter), consecutive equal windows collapsed."""
+    if len(path) <= order:
+        windows = [",".join(path)]
+    else:
+        windows = [",".join(path[i : i + order]) for i in range(len(path) - order + 1)]
+    return [w for i, w in enumerate(windows) if i == 0 or windows[i - 1] != w]
+
+
 def independent_chain(rows, order):
     """Transition probabilities built from scratch (no code shared with the solver),
     by ChannelAttribution's rules: windows of ``order`` channels over the raw path
     (the whole path if shorter), consecutive equal windows collapsed."""
     counts = defaultdict(Counter)
     for path, converted in rows:
-        if len(path) <= order:
-            windows = [",".join(path)]
-        else:
-            windows = [",".join(path[i : i + order]) for i in range(len(path) - order + 1)]
-        walk = [w for i, w in enumerate(windows) if i == 0 or windows[i - 1] != w]
+        walk = ca_walk(path, order)
         states = ["S", *walk, "CONV" if converted else "NULL"]
         for a, b in itertools.pairwise(states):
             counts[a][b] += 1
     return {a: {b: n / sum(c.values()) for b, n in c.items()} for a, c in counts.items()}
 
 
-def value_iteration(chain, removed=None, sweeps=2000):
+def value_iteration(chain, removed=None, sweeps=2000, values=None):
+    """P(conversion) from S by value iteration; with ``values`` (state → value of a
+    conversion from it), the expected value of a walk."""
     p = defaultdict(float)
     for _ in range(sweeps):
         new = defaultdict(float)
@@ -141,7 +149,7 @@ def value_iteration(chain, removed=None, sweeps=2000):
             total = 0.0
             for nxt, prob in nexts.items():
                 if nxt == "CONV":
-                    total += prob
+                    total += prob * (1.0 if values is None else values[state])
                 elif nxt != "NULL" and not (removed and removed in nxt.split(",")):
                     total += prob * p[nxt]
             new[state] = total

@@ -15,6 +15,7 @@ from streams.attribution.markov import MarkovModel
 from streams.attribution.models import ALL_MODELS, rule_weights
 from streams.attribution.shapley import ShapleyModel, shapley_values, simplified_values
 from streams.attribution.stage import GlobalPaths
+from tests.unit.test_attribution import ca_walk, value_iteration
 
 
 # -- rules ---------------------------------------------------------------------------
@@ -70,23 +71,6 @@ def test_repeated_states_not_channels_are_collapsed_at_order_two():
     assert value == pytest.approx(10 / 3, abs=1e-12)
 
 
-def walk_value(chain, values, removed=None, sweeps=3000):
-    """Expected value of a walk by value iteration (independent of the solver)."""
-    v = defaultdict(float)
-    for _ in range(sweeps):
-        new = defaultdict(float)
-        for state, nexts in chain.items():
-            total = 0.0
-            for nxt, prob in nexts.items():
-                if nxt == "CONV":
-                    total += prob * values[state]
-                elif nxt != "NULL" and not (removed and removed in nxt.split(",")):
-                    total += prob * v[nxt]
-            new[state] = total
-        v = new
-    return v["S"]
-
-
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_markov_value_matches_independent_value_iteration(order):
     rng = random.Random(40 + order)
@@ -99,12 +83,7 @@ def test_markov_value_matches_independent_value_iteration(order):
     chain, values_by_last = defaultdict(lambda: defaultdict(float)), defaultdict(list)
     for path, converted, value in rows:
         model.add(path, conversions=int(converted), nulls=int(not converted), value=value)
-        windows = (
-            [",".join(path)]
-            if len(path) <= order
-            else [",".join(path[i : i + order]) for i in range(len(path) - order + 1)]
-        )
-        walk = [w for i, w in enumerate(windows) if i == 0 or windows[i - 1] != w]
+        walk = ca_walk(path, order)
         states = ["S", *walk, "CONV" if converted else "NULL"]
         for a, b in itertools.pairwise(states):
             chain[a][b] += 1
@@ -113,9 +92,9 @@ def test_markov_value_matches_independent_value_iteration(order):
     chain = {a: {b: n / sum(c.values()) for b, n in c.items()} for a, c in chain.items()}
     mean = defaultdict(float, {s: sum(v) / len(v) for s, v in values_by_last.items()})
     result = model.solve()
-    base = walk_value(chain, mean)
+    base = value_iteration(chain, values=mean)
     for channel, effect in result.value_removal_effects.items():
-        expected = 1 - walk_value(chain, mean, channel) / base
+        expected = 1 - value_iteration(chain, channel, values=mean) / base
         assert effect == pytest.approx(expected, abs=1e-9)
 
 
@@ -173,6 +152,24 @@ def test_shapley_credits_split_each_sets_conversions_and_value():
 
 
 # -- per-conversion credits with learned models ------------------------------------------
+def journey_of(i: int, channels: list[str], converted: bool, value: float | None) -> dict:
+    """A journey record (touches an hour apart, the last an hour before the end)."""
+    return {
+        "journey_id": f"j{i}",
+        "conversion_id": f"c{i}",
+        "conversion_touchpoint_id": f"end{i}",
+        "customer_key": "k",
+        "converted": converted,
+        "conversion_value": value,
+        "currency": "GBP",
+        "conversion_time": 1 if converted else None,
+        "touchpoints": [
+            {"touchpoint_id": f"t{i}-{n}", "channel": c, "hours_to_end": len(channels) - n}
+            for n, c in enumerate(channels)
+        ],
+    }
+
+
 def test_every_model_credits_each_conversion_exactly_once_and_its_value():
     rng = random.Random(8)
     paths = GlobalPaths(order=2)
@@ -182,20 +179,7 @@ def test_every_model_credits_each_conversion_exactly_once_and_its_value():
             rng.choice(["Email", "Direct", "Paid Search", "SMS"]) for _ in range(rng.randint(0, 6))
         ]
         converted = rng.random() < 0.4
-        j = {
-            "journey_id": f"j{i}",
-            "conversion_id": f"c{i}",
-            "conversion_touchpoint_id": f"end{i}",
-            "customer_key": "k",
-            "converted": converted,
-            "conversion_value": rng.uniform(1, 500) if converted else None,
-            "currency": "GBP",
-            "conversion_time": 1 if converted else None,
-            "touchpoints": [
-                {"touchpoint_id": f"t{i}-{n}", "channel": c, "hours_to_end": 10.0 - n}
-                for n, c in enumerate(channels)
-            ],
-        }
+        j = journey_of(i, channels, converted, rng.uniform(1, 500) if converted else None)
         paths.apply(j)
         journeys.append(j)
     learned = paths.learn()
@@ -301,20 +285,7 @@ def test_the_streaming_credits_and_the_cli_agree(tmp_path):
         ]
         converted = rng.random() < 0.3 + 0.3 * ("Email" in channels)
         value = round(rng.uniform(10, 90), 2) if converted else None
-        j = {
-            "journey_id": f"j{i}",
-            "conversion_id": f"c{i}",
-            "conversion_touchpoint_id": f"end{i}",
-            "customer_key": "k",
-            "converted": converted,
-            "conversion_value": value,
-            "currency": "GBP",
-            "conversion_time": 1 if converted else None,
-            "touchpoints": [
-                {"touchpoint_id": f"t{i}-{n}", "channel": c, "hours_to_end": 30.0 - n}
-                for n, c in enumerate(channels)
-            ],
-        }
+        j = journey_of(i, channels, converted, value)
         paths.apply(j)
         entry = by_path[" > ".join(channels)]
         entry[0] += converted
