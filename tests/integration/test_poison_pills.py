@@ -143,17 +143,17 @@ def test_records_a_stage_raises_on_are_dead_lettered_and_the_batch_goes_on(bus, 
     assert running.runner.halted is None
 
 
-ASSISTANTS = {
-    "https://chatgpt.com/": "chatgpt.com",
-    "https://so.com/s?q=shoes": "so.com",
-    "https://copilot.microsoft.com/": "copilot.microsoft.com",
+ASSISTANTS = {  # referrer: (event name, GA4's channel group)
+    "https://chatgpt.com/": ("chatgpt.com", "Referral"),
+    "https://so.com/s?q=shoes": ("so.com", "Organic Search"),
+    "https://copilot.microsoft.com/": ("copilot.microsoft.com", "Referral"),
 }
 
 
 def test_assistant_referrers_become_touchpoints(bus, tmp_path):
     """chatgpt.com once raised StopIteration in the channel rules, and the normalise
     stage replayed the same batch for ever."""
-    for referrer, name in ASSISTANTS.items():
+    for referrer, (name, _) in ASSISTANTS.items():
         produce(bus, CLICKS, clicks([name] * 3, referrer, tag=name), "anonymous_id")
     running = Running(NormaliseStage(Settings()), bus, tmp_path / "rt")
     try:
@@ -166,7 +166,7 @@ def test_assistant_referrers_become_touchpoints(bus, tmp_path):
         if r.value["kind"] == "touchpoint"
     ]
     assert len(touchpoints) == 3 * len(ASSISTANTS)
-    assert {t["channel"] for t in touchpoints} == {"Organic Search"}
+    assert {(t["event_name"], t["channel"]) for t in touchpoints} == set(ASSISTANTS.values())
     assert read_topic(bus, DLQ, DLQ) == []
 
 
