@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streams.core import metrics
 from streams.core.broker import resolve_bootstrap
+from streams.core.errors import StopRequested
 from streams.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -129,15 +130,22 @@ def produce_waiting(
             producer.poll(0.05)
 
 
-def flush_until(producer: Producer, timeout_s: float, stop: threading.Event | None) -> int:
+def flush_until(
+    producer: Producer, timeout_s: float, stop: threading.Event | None, what: str
+) -> int:
     """``producer.flush(timeout_s)``, given up once ``stop`` is set (a broker that is
-    gone would hold a stopping process for the whole timeout); returns how many
-    records are still unacknowledged."""
+    gone would hold a stopping process for the whole timeout): StopRequested if
+    records were still unacknowledged then (``what`` names them), else how many are
+    still unacknowledged."""
     deadline = time.monotonic() + timeout_s
     while True:
         remaining = producer.flush(max(0.0, min(0.5, deadline - time.monotonic())))
-        stopped = stop is not None and stop.is_set()
-        if not remaining or stopped or time.monotonic() >= deadline:
+        if remaining and stop is not None and stop.is_set():
+            raise StopRequested(
+                f"stopping with {remaining} {what} not acknowledged (broker unreachable?); "
+                "nothing committed, the batch will be replayed"
+            )
+        if not remaining or time.monotonic() >= deadline:
             return remaining
 
 

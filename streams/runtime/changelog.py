@@ -42,7 +42,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.core import metrics
 from streams.core.catalog import Catalog, ChangelogSpec
-from streams.core.errors import FatalError, Retriable, StopRequested
+from streams.core.errors import FatalError, Retriable
 from streams.core.kafka import consumer_config, flush_until, produce_waiting
 from streams.core.settings import Settings
 from streams.runtime.state import PartitionStore
@@ -191,12 +191,7 @@ class Changelogs:
         """Wait for every queued changelog record; FatalError if one was not acknowledged
         (the stores must not commit: the batch is processed again), StopRequested if
         ``stop`` was set while some were still waiting."""
-        remaining = flush_until(self.producer, timeout_s, stop)
-        if remaining and stop is not None and stop.is_set():
-            raise StopRequested(
-                f"{self.stage}: stopping with {remaining} changelog records not "
-                "acknowledged; nothing committed, the batch will be replayed"
-            )
+        remaining = flush_until(self.producer, timeout_s, stop, f"{self.stage} changelog records")
         if remaining or self._errors:
             errors, self._errors = self._errors, []
             raise FatalError(

@@ -905,22 +905,21 @@ class StageRunner:
 
     def publish(self, outputs: list[Output]) -> None:
         """Produce ``outputs`` and wait for the broker's acknowledgement of every one;
-        FatalError if one was refused (nothing may commit: the batch is replayed)."""
+        FatalError if one was refused, StopRequested if a stop came first (nothing may
+        commit: the batch is replayed)."""
         produce_outputs(self.producer, self.codec, outputs, self.stage.name, self._delivered)
-        remaining = flush_until(self.producer, 60, self._stop)
-        if remaining or self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors, []
+        try:
+            remaining = flush_until(self.producer, 60, self._stop, f"{self.stage.name} outputs")
+            if remaining or self._delivery_errors:
+                errors, self._delivery_errors = self._delivery_errors, []
+                raise FatalError(
+                    f"{self.stage.name}: {remaining} outputs not acknowledged, "
+                    f"errors: {errors[:5]}; not committing, the batch will be replayed"
+                )
+        except BaseException:  # StopRequested too: nothing of the batch may commit
             for store in self.stores.values():
                 store.rollback()
-            if remaining and self._stop.is_set():
-                raise StopRequested(
-                    f"stopping with {remaining} outputs not acknowledged (broker "
-                    "unreachable?); nothing committed, the batch will be replayed"
-                )
-            raise FatalError(
-                f"{self.stage.name}: {remaining} outputs not acknowledged, "
-                f"errors: {errors[:5]}; not committing, the batch will be replayed"
-            )
+            raise
 
     def _produce_and_commit(
         self, ctx: BatchContext, next_offsets: dict[TopicPartitionKey, int], prepared: Any = None
