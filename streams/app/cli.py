@@ -33,8 +33,10 @@ from streams.app.supervisor import Supervisor
 from streams.app.worker import STAGES, run_worker, stop_on_signals
 from streams.attribution.models import ALL_MODELS
 from streams.attribution.paths_file import (
+    HOURS_NEEDED,
     MARKOV_CREDITS,
     compute_csv,
+    lacks_hours,
     read_paths,
     removal_effects_csv,
 )
@@ -586,10 +588,10 @@ def attribution_compute(
     chosen = list(
         dict.fromkeys(m for name in models for m in (ALL_MODELS if name == "all" else [name]))
     )
-    if "time_decay" in chosen and any(r.hours is None for r in rows if r.conversions):
+    if "time_decay" in chosen and lacks_hours(rows):
         raise click.UsageError(
-            "time_decay needs the 'hours' column, which this file lacks; add it, or name "
-            "the models to compute (--model markov --model linear ...)"
+            f"{HOURS_NEEDED}; add it, or name the models to compute "
+            "(--model markov --model linear ...)"
         )
     click.echo(compute_csv(rows, chosen, order, half_life_hours, markov_credit), nl=False)
 

@@ -47,6 +47,22 @@ class Learned:
     shapley: ShapleyResult | None = None
     shapley_simplified: ShapleyResult | None = None
 
+    @property
+    def version(self) -> str:
+        """The models' versions, as one."""
+        results = (self.shapley, self.shapley_simplified)
+        return "+".join([self.markov_version, *(r.version for r in results if r is not None)])
+
+    def summary(self) -> dict[str, float]:
+        """Every channel share of every model, as one flat map (what a restatement
+        tolerance compares)."""
+        out = {f"markov:{c}": s for c, s in self.markov_shares.items()}
+        out |= {f"markov-value:{c}": s for c, s in self.markov_value_shares.items()}
+        for result in (self.shapley, self.shapley_simplified):
+            if result is not None:
+                out |= {f"{result.model}:{c}": s for c, s in result.shares.items()}
+        return out
+
     def weights(self, channels: list[str]) -> list[Weights]:
         """Per-touch weights of each data-driven model for one path."""
         out: list[Weights] = [

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -267,13 +267,3 @@ class _Chain:
         rhs = np.column_stack([self.to_conversion, self.to_conversion * self.value_per_conversion])
         solved = splu((identity(n, format="csc") - q).tocsc()).solve(rhs)
         return float(solved[0, 0]), float(solved[0, 1])
-
-
-def from_paths(
-    rows: Iterable[tuple[Sequence[str], float, float, float]], order: int = 1
-) -> MarkovModel:
-    """A model from (channels, conversions, value, nulls) rows."""
-    model = MarkovModel(order)
-    for channels, conversions, value, nulls in rows:
-        model.add(channels, conversions=conversions, nulls=nulls, value=value)
-    return model

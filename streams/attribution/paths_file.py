@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from streams.attribution.credits import markov_weights
 from streams.attribution.markov import MarkovModel, MarkovResult
@@ -29,6 +30,8 @@ from streams.attribution.shapley import ShapleyModel
 from streams.core.errors import FatalError
 
 MARKOV_CREDITS = ("total", "per-conversion")  # ChannelAttribution's; the bus's credits
+HOURS_NEEDED = "time_decay needs the 'hours' column, which this file lacks"
+M = TypeVar("M", MarkovModel, ShapleyModel)
 
 
 @dataclass
@@ -93,13 +96,14 @@ def rule_credits(
     rows: Iterable[PathRow], model: str, half_life_hours: float = DEFAULT_HALF_LIFE_HOURS
 ) -> dict[str, tuple[float, float]]:
     """channel → (conversions, value) under a rule-based model."""
+    rows = list(rows)
+    if model == "time_decay" and lacks_hours(rows):
+        raise FatalError(HOURS_NEEDED)
     out: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for row in rows:
         if not row.conversions:
             continue
         channels, hours = row.touches()
-        if model == "time_decay" and hours is None:
-            raise FatalError("time_decay needs the 'hours' column, which this file lacks")
         for channel, w in zip(
             channels, rule_weights(model, channels, hours, half_life_hours), strict=True
         ):
@@ -108,11 +112,19 @@ def rule_credits(
     return {c: (v[0], v[1]) for c, v in out.items()}
 
 
-def markov_result(rows: Iterable[PathRow], order: int = 1) -> MarkovResult:
-    model = MarkovModel(order)
+def lacks_hours(rows: Iterable[PathRow]) -> bool:
+    """Whether time decay cannot be computed: a converting row has no hours."""
+    return any(r.hours is None and r.conversions for r in rows)
+
+
+def _fill(model: M, rows: Iterable[PathRow]) -> M:
     for row in rows:
         model.add(row.channels, conversions=row.conversions, nulls=row.nulls, value=row.value)
-    return model.solve()
+    return model
+
+
+def markov_result(rows: Iterable[PathRow], order: int = 1) -> MarkovResult:
+    return _fill(MarkovModel(order), rows).solve()
 
 
 def markov_credits(
@@ -137,10 +149,7 @@ def markov_credits(
 
 
 def shapley_credits(rows: Iterable[PathRow], simplified: bool) -> dict[str, tuple[float, float]]:
-    model = ShapleyModel()
-    for row in rows:
-        model.add(row.channels, conversions=row.conversions, nulls=row.nulls, value=row.value)
-    return model.solve(simplified).credits()
+    return _fill(ShapleyModel(), rows).solve(simplified).credits()
 
 
 def compute_csv(

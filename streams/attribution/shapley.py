@@ -129,6 +129,13 @@ class ShapleyResult:
         return {c: (v[0], v[1]) for c, v in out.items()}
 
     @cached_property
+    def shares(self) -> dict[str, float]:
+        """Each channel's share of all the conversions."""
+        credits = self.credits()
+        total = sum(c for c, _ in credits.values())
+        return {c: v[0] / total for c, v in credits.items()} if total else {}
+
+    @cached_property
     def version(self) -> str:
         text = ";".join(
             f"{','.join(sorted(m))}={r:.12g}" for m, r in sorted(self.rates.items(), key=_key)

@@ -28,7 +28,7 @@ from confluent_kafka import Message
 from streams.attribution.credits import Learned, journey_credits, learned_credits
 from streams.attribution.markov import MarkovModel
 from streams.attribution.restate import PartitionModel, shares_moved
-from streams.attribution.shapley import ShapleyModel, ShapleyResult
+from streams.attribution.shapley import ShapleyModel
 from streams.core.codec import Codec
 from streams.core.errors import InvalidRecord
 from streams.core.settings import AttributionSettings, Settings
@@ -86,23 +86,6 @@ class GlobalPaths:
         )
 
 
-def summary(learned: Learned) -> dict[str, float]:
-    """Every channel share of every data-driven model, as one flat map (what a
-    restatement tolerance compares)."""
-    out = {f"markov:{c}": s for c, s in learned.markov_shares.items()}
-    out |= {f"markov-value:{c}": s for c, s in learned.markov_value_shares.items()}
-    for result in (learned.shapley, learned.shapley_simplified):
-        if result is not None:
-            out |= {f"{result.model}:{c}": s for c, s in _global_shares(result).items()}
-    return out
-
-
-def _global_shares(result: ShapleyResult) -> dict[str, float]:
-    credits = result.credits()
-    total = sum(c for c, _ in credits.values())
-    return {c: v[0] / total for c, v in credits.items()} if total else {}
-
-
 class AttributionStage(Stage):
     """Journeys → attribution credits (see module docstring)."""
 
@@ -115,7 +98,7 @@ class AttributionStage(Stage):
         self.config = config or settings.attribution
         self.paths = GlobalPaths(self.config.markov_order)
         self.learned = Learned(f"markov-o{self.config.markov_order}-none")  # adopted
-        self.shares: dict[str, float] = {}  # summary() of the adopted models; empty: none yet
+        self.shares: dict[str, float] = {}  # the adopted models' summary(); empty: none yet
         self._solved_at = 0.0
         self.side_inputs: list[SideInput] = []
 
@@ -137,17 +120,9 @@ class AttributionStage(Stage):
             learned = self.paths.learn()
             self.paths.changed = False
             self._solved_at = now
-            shares = summary(learned)
+            shares = learned.summary()
             if not self.shares or shares_moved(self.shares, shares) > self.config.restate_tolerance:
                 self.learned, self.shares = learned, shares
-
-    @property
-    def version(self) -> str:
-        """The adopted data-driven models' versions, as one."""
-        learned = self.learned
-        parts = [learned.markov_version]
-        parts += [r.version for r in (learned.shapley, learned.shapley_simplified) if r is not None]
-        return "+".join(parts)
 
     def _partition(self, store: PartitionStore) -> PartitionModel:
         return PartitionModel(
@@ -165,7 +140,7 @@ class AttributionStage(Stage):
         partition = self._partition(store)
         epoch = 0
         if self.shares:
-            epoch = partition.sync(self.version, self.shares, ctx.now_ms)["epoch"]
+            epoch = partition.sync(self.learned.version, self.shares, ctx.now_ms)["epoch"]
         for msg, journey in items:
             if journey["converted"]:
                 try:
@@ -189,7 +164,7 @@ class AttributionStage(Stage):
         partition.expire()
         if not self.shares:
             return
-        model = partition.sync(self.version, self.shares, ctx.now_ms)
+        model = partition.sync(self.learned.version, self.shares, ctx.now_ms)
         for journey in partition.stale(model["epoch"], RESTATE_PER_TICK):
             for credit in learned_credits(journey, self.learned, ctx.now_ms):
                 ctx.emit(ATTRIBUTION, journey["customer_key"], credit)

@@ -18,7 +18,7 @@ from confluent_kafka import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.attribution.stage import AttributionStage, summary
+from streams.attribution.stage import AttributionStage
 from streams.core.codec import make_codec
 from streams.core.errors import InvalidRecord
 from streams.core.settings import Settings
@@ -134,7 +134,7 @@ def test_attribution_processes_or_dead_letters_any_journey(batch):
     stage = AttributionStage(Settings())
     side_input(stage.paths.apply, batch)  # the learned models see the same journeys
     stage.learned = stage.paths.learn()
-    stage.shares = summary(stage.learned)
+    stage.shares = stage.learned.summary()
     run_batch(stage, "cust.journeys.v1", batch)
 
 
