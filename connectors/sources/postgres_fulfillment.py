@@ -187,11 +187,14 @@ class PostgresFulfillmentSource(PollingSource[FulfillmentSettings]):
 
     def poll(self, max_records: int) -> list[SourceRecord]:
         rows = self._execute(
-            f"""SELECT seq, txid::text AS txid, event_type, payload, occurred_at
-                  FROM {self.conf.schema_name}.journeybus_outbox
-                 WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
-                   AND (txid, seq) > (%s::xid8, %s)
-                 ORDER BY txid, seq
+            # ORDER BY names the table's columns: a bare "txid" would be the text output
+            # column, and '100000' sorts before '99840', so a batch crossing a power of
+            # ten would move the cursor past the rows before it (lost for good).
+            f"""SELECT o.seq, o.txid::text AS txid, o.event_type, o.payload, o.occurred_at
+                  FROM {self.conf.schema_name}.journeybus_outbox o
+                 WHERE o.txid < pg_snapshot_xmin(pg_current_snapshot())
+                   AND (o.txid, o.seq) > (%s::xid8, %s)
+                 ORDER BY o.txid, o.seq
                  LIMIT %s""",
             (*self.cursor, max_records),
         )
