@@ -227,6 +227,8 @@ class PopulationGenerator:
         record = {
             "event_id": self._id("web"),
             "protocol": "segment",
+            "rudder_id": None,
+            "channel": None,
             "source": "web",
             "event_type": kind,
             "event_name": name,
@@ -287,6 +289,8 @@ class PopulationGenerator:
         record = {
             "event_id": self._id("app"),
             "protocol": "segment",
+            "rudder_id": None,
+            "channel": None,
             "source": "mobile",
             "event_type": "track",
             "event_name": name,

@@ -1,17 +1,37 @@
-"""The HTTP collector: Segment- and Snowplow-compatible tracking endpoints, and webhooks.
+"""The HTTP collector: tracking endpoints of every common SDK, for servers and browsers.
 
-Routes (``journeybus collect --port P``):
+Routes (``journeybus collect --port P``); the write key, where the route does not
+say otherwise, is the Basic-auth user name, an ``X-Write-Key`` header or
+``writeKey`` in the body. Gzip bodies are accepted, and JSON sent as
+``text/plain`` (what browsers' beacons and analytics.js send, to avoid a preflight).
 
 - Segment HTTP Tracking API: ``POST /v1/batch`` and ``/v1/{track,identify,page,
-  screen,group,alias}``. The write key is the Basic-auth user name, or
-  ``writeKey`` in the body. Gzip bodies are accepted.
-- Snowplow tracker protocol: ``POST /com.snowplowanalytics.snowplow/tp2`` and
-  ``GET /i`` (answers a 1x1 GIF). The app id (``aid``) is looked up as the
-  write key, since Snowplow trackers send no credentials.
+  screen,group,alias}``; analytics.js's short routes ``/v1/{t,i,p,s,g,a}`` and
+  batch ``/v1/b``; historical import ``POST /v1/import`` (a batch; events keep
+  their timestamps).
+- RudderStack: its SDKs post to the Segment routes (their events are recorded with
+  ``protocol`` rudderstack and keep ``rudderId`` and ``channel``); beacon
+  ``POST /beacon/v1/batch?writeKey=K``; pixels ``GET /pixel/v1/{track,page}?
+  writeKey=K&anonymousId=...`` (dotted parameters such as ``properties.sku``
+  nest; answers a 1x1 GIF); webhook ``POST /v1/webhook?writeKey=K`` (the body
+  becomes a ``webhook_source_event`` track call).
+- Jitsu: ``POST /api/s/{type}`` (browser) and ``/api/s/s2s/{type}`` (server).
+- Snowplow tracker protocol: ``POST /com.snowplowanalytics.snowplow/tp2``,
+  pixels ``GET /i`` and ``/ice.png`` (a 1x1 GIF), click redirect ``GET /r/tp2?
+  u=URL`` (302 to an http(s) URL). Trackers send no credentials: the app id
+  (``aid``) names a write key in ``snowplow_app_ids``, or is itself one. An
+  event of an unknown app id is dead-lettered and the rest of its batch
+  accepted. The collector sets a first-party network user id cookie (``sp``),
+  the anonymous id of events that carry no ``duid`` or ``uid``.
 - Webhooks: ``POST /webhooks/social`` and ``POST /webhooks/messaging``, for
   listening and messaging providers, with events in the topic's JSON form (one
-  object, a list, or ``{"events": [...]}``); write key as Basic-auth user,
-  ``X-Write-Key`` header or ``writeKey`` in the body.
+  object, a list, or ``{"events": [...]}``).
+
+Browsers (CORS): each write key lists the page origins allowed to post with it
+(``origins``, ``"*"`` for any); a preflight is answered for any origin some key
+allows, and each request is checked against its own key (403
+``origin_not_allowed``). Answers carry ``Access-Control-Allow-Credentials`` so
+trackers may send the cookie.
 
 Write keys map to a source (``web`` → clickstream, ``mobile`` → mobile app,
 ``social``, ``messaging``); they are configuration
@@ -52,6 +72,7 @@ import logging
 import math
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -69,9 +90,13 @@ from connectors.sources.body import BodyError, decode_body
 from connectors.sources.ratelimit import TokenBuckets
 from connectors.sources.tracking import (
     SEGMENT_TYPES,
+    rudderstack_pixel_event,
+    rudderstack_webhook_event,
+    segment_protocol,
     segment_record,
     snowplow_get_payload,
     snowplow_record,
+    snowplow_redirect_payload,
 )
 from connectors.web import json_error, serving, until
 from streams.core import metrics
@@ -87,6 +112,8 @@ SOURCE_TOPICS = {
     "messaging": MESSAGING,
 }
 TRACKING_SOURCES = frozenset({"web", "mobile"})
+# analytics.js (analytics-next) posts each call to a one-letter route
+SHORT_ROUTES = {call: call[0] for call in SEGMENT_TYPES}  # t, i, p, s, g, a
 # The smallest transparent GIF: what a Snowplow pixel request expects back.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
@@ -113,6 +140,19 @@ class CollectorSettings(ConnectorSettings):
     # or of its previous response) is closed; a body not read within body_timeout_s: 408
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
+    # Browsers: the origins (scheme://host[:port]) whose pages may post with each write
+    # key, keyed like write_keys (the key or its sha256: digest); "*" allows any origin.
+    # A key without an entry takes no browser traffic (server-side SDKs send no Origin).
+    origins: dict[str, list[str]] = {"local-web": ["*"], "local-mobile": ["*"]}
+    # Snowplow trackers send an app id, no credentials: each app id names the write key
+    # (as in write_keys) it posts with. An app id that is itself a write key works too.
+    snowplow_app_ids: dict[str, str] = {}
+    # The first-party network user id cookie, as Snowplow's collector sets it: the
+    # anonymous id of a pixel or tracker event that carries no duid or uid.
+    network_cookie: str = "sp"
+    cookie_domain: str | None = None
+    cookie_max_age_s: int = 365 * 24 * 3600
+    cookie_secure: bool = False  # True behind HTTPS: SameSite=None; Secure (else Lax)
 
     @field_validator("write_keys", mode="before")
     @classmethod
@@ -196,6 +236,19 @@ class HttpCollector(Source[CollectorSettings]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._keys = [(configured_digest(k), v) for k, v in self.conf.write_keys.items()]
+        known = {digest for digest, _ in self._keys}
+        self._origins = {configured_digest(k): frozenset(v) for k, v in self.conf.origins.items()}
+        self._app_ids = {a: configured_digest(k) for a, k in self.conf.snowplow_app_ids.items()}
+        # an entry for a key that is not configured is a mistake to say at start (without
+        # the key: it is a secret), not a browser or app that silently gets 401s; the
+        # default origins are for the default (local) keys, dropped with them
+        if "origins" in self.conf.model_fields_set and not set(self._origins) <= known:
+            raise ValueError("origins names a write key that write_keys does not have")
+        self._origins = {d: o for d, o in self._origins.items() if d in known}
+        for app_id, digest in self._app_ids.items():
+            if digest not in known:
+                raise ValueError(f"snowplow_app_ids[{app_id!r}] is not a configured write key")
+        self._any_origin = frozenset().union(*self._origins.values())
         self._limits = TokenBuckets(self.conf.rate_limit_events_per_s, self.conf.rate_limit_burst)
         self._accepted: TTLCache = TTLCache(self.conf.dedupe_max_events, self.conf.dedupe_ttl_s)
         self._inflight: dict[tuple[str, str], asyncio.Future[bool]] = {}
@@ -213,13 +266,28 @@ class HttpCollector(Source[CollectorSettings]):
     # -- serving -----------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(
-            client_max_size=self.conf.max_batch_bytes, middlewares=[self._errors_as_json]
+            client_max_size=self.conf.max_batch_bytes,
+            middlewares=[self._cors, self._errors_as_json],
         )
-        app.router.add_post("/v1/batch", self._segment_batch)
+        # Segment: the HTTP API, analytics.js's short routes and historical import
+        for path in ("/v1/batch", "/v1/b", "/v1/import"):
+            app.router.add_post(path, self._segment_batch)
         for call in SEGMENT_TYPES:
-            app.router.add_post(f"/v1/{call}", self._segment_call(call))
+            for path in (f"/v1/{call}", f"/v1/{SHORT_ROUTES[call]}"):
+                app.router.add_post(path, self._segment_call(call))
+        # RudderStack: its SDKs use the routes above; beacon, pixel and webhook
+        app.router.add_post("/beacon/v1/batch", self._segment_batch)
+        for call in ("track", "page"):
+            app.router.add_get(f"/pixel/v1/{call}", self._rudderstack_pixel(call))
+        app.router.add_post("/v1/webhook", self._rudderstack_webhook)
+        # Jitsu: browser and server-to-server event API
+        for path in ("/api/s/{call}", "/api/s/s2s/{call}"):
+            app.router.add_post(path, self._jitsu)
+        # Snowplow: the tracker protocol, its pixels and the click redirect
         app.router.add_post("/com.snowplowanalytics.snowplow/tp2", self._snowplow_post)
-        app.router.add_get("/i", self._snowplow_get)
+        for path in ("/i", "/ice.png", "/com.snowplowanalytics.snowplow/i"):
+            app.router.add_get(path, self._snowplow_get)
+        app.router.add_get("/r/tp2", self._snowplow_redirect)
         app.router.add_post("/webhooks/social", self._webhook("social"))
         app.router.add_post("/webhooks/messaging", self._webhook("messaging"))
         app.router.add_get("/health", self._health)
@@ -247,6 +315,49 @@ class HttpCollector(Source[CollectorSettings]):
                 await until(stop)
         finally:  # after the requests in flight got their answers
             self.publisher.close()
+
+    @web.middleware
+    async def _cors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """CORS for browsers: a preflight is answered here (allowed when some write key
+        allows the page's origin; the request itself is then checked against its own
+        key's origins), and every answer to an allowed origin says so, with credentials
+        (the first-party cookie) and ``Retry-After`` readable by the page's script."""
+        origin = request.headers.get("Origin")
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            if not origin or not self._origin_allowed(origin):
+                metrics.COLLECTOR_REQUESTS.labels("preflight", "403").inc()
+                return json_error(403, "origin_not_allowed", "no write key allows this origin")
+            metrics.COLLECTOR_REQUESTS.labels("preflight", "204").inc()
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers.update(
+                {
+                    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                    "Access-Control-Allow-Headers": request.headers.get(
+                        "Access-Control-Request-Headers", ""
+                    ),
+                    "Access-Control-Max-Age": "86400",
+                }
+            )
+        else:
+            response = await handler(request)
+        if origin and self._origin_allowed(origin):
+            response.headers.update(
+                {
+                    "Access-Control-Allow-Origin": origin,
+                    "Access-Control-Allow-Credentials": "true",
+                    "Access-Control-Expose-Headers": "Retry-After",
+                    "Vary": "Origin",
+                }
+            )
+        return response
+
+    def _origin_allowed(self, origin: str, digest: bytes | None = None) -> bool:
+        """Whether pages of ``origin`` may post with the key of ``digest`` (any key when
+        None)."""
+        allowed = self._any_origin if digest is None else self._origins.get(digest, frozenset())
+        return "*" in allowed or origin in allowed
 
     @web.middleware
     async def _errors_as_json(
@@ -304,21 +415,35 @@ class HttpCollector(Source[CollectorSettings]):
             raise Rejected(400, "invalid_json", f"the body is not JSON: {exc}") from None
         return body
 
-    def _source_of(
-        self, key: str | None, allowed: frozenset[str] | set[str], events: int = 1
-    ) -> str:
-        """The source a write key is for, charging ``events`` to its rate limit.
+    def _match(self, presented: bytes) -> tuple[bytes, str | None]:
+        """The configured digest equal to ``presented`` and its source (None if none).
 
         Every configured digest is compared (constant time, no early exit), so
         the answer's timing tells nothing about how much of a key was right.
         """
-        presented = _digest(key if isinstance(key, str) else "")
         match, source_name = b"", None
         for digest, name in self._keys:
             if hmac.compare_digest(presented, digest):
                 match, source_name = digest, name
-        if not key or source_name is None or source_name not in allowed:
+        return match, source_name
+
+    def _source_of(
+        self,
+        request: web.Request,
+        key: str | None,
+        allowed: frozenset[str] | set[str],
+        events: int = 1,
+        digest: bytes | None = None,
+    ) -> str:
+        """The source a write key (or the key of ``digest``) is for, checked against the
+        page's origin and charging ``events`` to the key's rate limit."""
+        presented = digest if digest is not None else _digest(key if isinstance(key, str) else "")
+        match, source_name = self._match(presented)
+        if (digest is None and not key) or source_name is None or source_name not in allowed:
             raise Rejected(401, "invalid_write_key", "unknown or missing write key")
+        origin = request.headers.get("Origin")
+        if origin and not self._origin_allowed(origin, match):
+            raise Rejected(403, "origin_not_allowed", "this write key does not allow this origin")
         wait = self._limits.take(match, events)
         if wait == math.inf:  # a retry would never fit: a 4xx SDKs do not retry
             raise Rejected(
@@ -403,23 +528,72 @@ class HttpCollector(Source[CollectorSettings]):
         return handle
 
     async def _segment(
-        self, request: web.Request, batch: dict, events: list, call: str | None
+        self,
+        request: web.Request,
+        batch: dict,
+        events: list,
+        call: str | None,
+        protocol: str | None = None,
     ) -> web.Response:
-        key = self._basic_user(request) or batch.get("writeKey")
+        """Segment-shaped calls (Segment, RudderStack, Jitsu). The write key: Basic-auth
+        user, ``X-Write-Key``, ``?writeKey=`` (RudderStack's beacon), or ``writeKey`` in
+        the body (analytics.js's beacon and text/plain posts). ``protocol`` None: told
+        from each event (``segment_protocol``)."""
+        key = (
+            self._basic_user(request)
+            or request.headers.get("X-Write-Key")
+            or request.query.get("writeKey")
+            or batch.get("writeKey")
+        )
         if key is None and events and isinstance(events[0], dict):
             key = events[0].get("writeKey")
-        source_name = self._source_of(key, TRACKING_SOURCES, len(events))
+        source_name = self._source_of(request, key, TRACKING_SOURCES, len(events))
         received, ip = int(time.time() * 1000), self._client_ip(request)
         records = [
             self._event(
                 e,
                 lambda e: segment_record(
-                    e, source_name, received, call_type=call, batch=batch, ip=ip
+                    e,
+                    source_name,
+                    received,
+                    call_type=call,
+                    batch=batch,
+                    ip=ip,
+                    protocol=protocol or segment_protocol(e),
                 ),
             )
             for e in events
         ]
         return web.json_response(await self._accept(records, source_name))
+
+    # -- RudderStack -------------------------------------------------------------------
+    def _rudderstack_pixel(self, call: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            event = rudderstack_pixel_event(request.query_string, call)
+            await self._segment(request, {}, [event], call, protocol="rudderstack")
+            return web.Response(body=PIXEL, content_type="image/gif")
+
+        return handle
+
+    async def _rudderstack_webhook(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        anonymous_id = request.query.get("anonymousId")
+        events = body if isinstance(body, list) else [body]
+        calls = [
+            rudderstack_webhook_event(e, anonymous_id) if isinstance(e, dict) else e for e in events
+        ]
+        return await self._segment(request, {}, calls, "track", protocol="rudderstack")
+
+    # -- Jitsu -------------------------------------------------------------------------
+    async def _jitsu(self, request: web.Request) -> web.Response:
+        call = request.match_info["call"]
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise Rejected(400, "invalid_request", "the body must be a JSON object")
+        if call not in SEGMENT_TYPES:
+            # the type is the route's: an unknown one is this event's dead letter
+            body = {**body, "type": call}
+        return await self._segment(request, {}, [body], call, protocol="jitsu")
 
     # -- Snowplow ----------------------------------------------------------------------
     async def _snowplow_post(self, request: web.Request) -> web.Response:
@@ -427,35 +601,87 @@ class HttpCollector(Source[CollectorSettings]):
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise Rejected(400, "invalid_request", 'the body needs a "data" list')
-        return web.json_response(await self._snowplow(request, data))
+        answer, nuid = await self._snowplow(request, data)
+        return self._with_network_cookie(web.json_response(answer), nuid)
 
     async def _snowplow_get(self, request: web.Request) -> web.Response:
-        await self._snowplow(request, [snowplow_get_payload(request.query_string)])
-        return web.Response(body=PIXEL, content_type="image/gif")
+        _, nuid = await self._snowplow(request, [snowplow_get_payload(request.query_string)])
+        return self._with_network_cookie(web.Response(body=PIXEL, content_type="image/gif"), nuid)
 
-    async def _snowplow(self, request: web.Request, events: list) -> dict[str, Any]:
+    async def _snowplow_redirect(self, request: web.Request) -> web.Response:
+        try:
+            payload, target = snowplow_redirect_payload(request.query_string)
+        except InvalidRecord as exc:
+            raise Rejected(400, exc.reason, str(exc)) from None
+        _, nuid = await self._snowplow(request, [payload])
+        return self._with_network_cookie(
+            web.Response(status=302, headers={"Location": target}), nuid
+        )
+
+    def _with_network_cookie(self, response: web.Response, nuid: str) -> web.Response:
+        """The response, setting (or renewing) the first-party network user id."""
+        secure = self.conf.cookie_secure
+        response.set_cookie(
+            self.conf.network_cookie,
+            nuid,
+            max_age=self.conf.cookie_max_age_s,
+            domain=self.conf.cookie_domain,
+            path="/",
+            secure=secure,
+            httponly=True,
+            samesite="None" if secure else "Lax",
+        )
+        return response
+
+    def _snowplow_key(self, aid: Any) -> bytes:
+        """The digest of the write key an app id posts with: its configured one, or the
+        app id itself as a key."""
+        aid = aid if isinstance(aid, str) else ""
+        return self._app_ids.get(aid) or _digest(aid)
+
+    async def _snowplow(self, request: web.Request, events: list) -> tuple[dict[str, Any], str]:
+        """Each event under its app id's write key; an event whose app id is unknown is
+        dead-lettered (``invalid_write_key``) and the rest accepted, unless none is
+        known (401). Events without a network user id get the cookie's, a new one when
+        the browser has none; the answer and that id."""
         received, ip = int(time.time() * 1000), self._client_ip(request)
         user_agent = request.headers.get("User-Agent")
+        nuid = request.cookies.get(self.conf.network_cookie) or str(uuid.uuid4())
         by_source: dict[str, list[SourceRecord]] = {}
+        unknown: list[SourceRecord] = []
         for event in events:
+            if isinstance(event, dict) and not event.get("nuid"):
+                event = {**event, "nuid": nuid}
             aid = event.get("aid") if isinstance(event, dict) else None
-            source_name = self._source_of(aid, TRACKING_SOURCES)
+            try:
+                digest = self._snowplow_key(aid)
+                source_name = self._source_of(request, None, TRACKING_SOURCES, digest=digest)
+            except Rejected as exc:
+                if exc.status == 429:  # the key is over its rate limit: the SDK retries
+                    raise
+                error = InvalidRecord(exc.code, f"app id {str(aid)[:64]!r}: {exc.message}")
+                unknown.append(SourceRecord.invalid(error, orjson.dumps(event, default=str)))
+                continue
             by_source.setdefault(source_name, []).append(
                 self._event(
                     event,
                     lambda e, s=source_name: snowplow_record(
                         e, s, received, ip=ip, user_agent=user_agent
                     ),
-                    secrets=("aid",),  # the app id is the write key here
+                    secrets=("aid",) if aid not in self._app_ids else (),
                 )
             )
+        if unknown and not by_source:
+            raise Rejected(401, "invalid_write_key", "no event has a known app id")
+        if unknown:
+            by_source.setdefault("web", []).extend(unknown)
         answers = [await self._accept(records, s) for s, records in by_source.items()]
         return {
             "success": True,
             "accepted": sum(a["accepted"] for a in answers),
             "duplicates": sum(a["duplicates"] for a in answers),
             "rejected": [r for a in answers for r in a["rejected"]],
-        }
+        }, nuid
 
     # -- webhooks ----------------------------------------------------------------------
     def _webhook(self, source_name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -468,7 +694,7 @@ class HttpCollector(Source[CollectorSettings]):
                 or request.headers.get("X-Write-Key")
                 or (body.get("writeKey") if isinstance(body, dict) else None)
             )
-            self._source_of(key, {source_name}, len(events))
+            self._source_of(request, key, {source_name}, len(events))
             received = int(time.time() * 1000)
 
             def stamp(event: Any) -> dict[str, Any]:

@@ -1,9 +1,13 @@
-"""Segment and Snowplow tracking payloads → clickstream / mobile raw records (pure functions).
+"""Tracking payloads → clickstream / mobile raw records (pure functions).
 
-Segment (HTTP Tracking API): ``type`` is track/identify/page/screen/group/alias;
-the event id is ``messageId``. Like Segment, the event time corrects the
-client's clock: ``timestamp + (receivedAt - sentAt)`` when the client sent
-``sentAt``; a historical import leaves ``sentAt`` out and keeps its timestamps.
+Segment (HTTP Tracking API), and RudderStack and Jitsu, which send the same
+calls: ``type`` is track/identify/page/screen/group/alias; the event id is
+``messageId``; the record says which protocol it came in (``segment_protocol``
+recognises RudderStack's SDKs on the shared routes by their ``rudderId`` and
+library name) and keeps RudderStack's ``rudderId`` and ``channel``. Like
+Segment, the event time corrects the client's clock: ``timestamp + (receivedAt -
+sentAt)`` when the client sent ``sentAt``; a historical import leaves ``sentAt``
+out and keeps its timestamps.
 
 Snowplow (tracker protocol, ``tp2`` POST and ``/i`` GET): ``e`` is pv (page
 view), pp (page ping), se (structured), ue (self-describing) and so on; the
@@ -141,6 +145,20 @@ def _context(context: dict[str, Any], ip: str | None, user_agent: str | None) ->
     }
 
 
+PROTOCOLS = ("segment", "snowplow", "rudderstack", "jitsu")
+
+
+def segment_protocol(event: Any) -> str:
+    """Which SDK family sent a Segment-shaped call: ``rudderstack`` when it carries
+    RudderStack's ``rudderId`` or library name, else ``segment``."""
+    if not isinstance(event, dict):
+        return "segment"
+    library = _obj(_obj(event.get("context")).get("library")).get("name")
+    if "rudderId" in event or "rudder" in str(library or "").lower():
+        return "rudderstack"
+    return "segment"
+
+
 def segment_record(
     event: Any,
     source: str,
@@ -149,8 +167,10 @@ def segment_record(
     call_type: str | None = None,
     batch: dict[str, Any] | None = None,
     ip: str | None = None,
+    protocol: str = "segment",
 ) -> dict[str, Any]:
-    """The raw record of one Segment call (``source`` web → clickstream, mobile → mobile).
+    """The raw record of one Segment-shaped call (``source`` web → clickstream, mobile →
+    mobile), from ``protocol`` segment, rudderstack or jitsu.
 
     ``batch`` is the enclosing ``/v1/batch`` body: its ``sentAt`` and ``context``
     apply to every event that does not carry its own.
@@ -180,7 +200,7 @@ def segment_record(
         _object(traits, "traits")
     record: dict[str, Any] = {
         "event_id": _id(event.get("messageId"), "messageId") or content_id("seg", event),
-        "protocol": "segment",
+        "protocol": protocol,
         "source": source,
         "event_type": kind,
         "event_name": name,
@@ -194,6 +214,8 @@ def segment_record(
         "context": _context(context, ip, None),
         "properties_json": _json(properties),
         "traits_json": _json(traits),
+        "rudder_id": _str(event.get("rudderId")),
+        "channel": _str(event.get("channel")),
     }
     if source == "mobile":
         device, os_ = _obj(context.get("device")), _obj(context.get("os"))
@@ -298,6 +320,8 @@ def snowplow_record(
         },
         "properties_json": _json(properties),
         "traits_json": None,
+        "rudder_id": None,
+        "channel": None,
     }
     if source == "mobile":
         record.update(
@@ -327,3 +351,59 @@ def snowplow_record(
 def snowplow_get_payload(query: str) -> dict[str, str]:
     """The tracker-protocol payload of a ``GET /i?...`` pixel request."""
     return dict(parse_qsl(query, keep_blank_values=False))
+
+
+URI_REDIRECT = "iglu:com.snowplowanalytics.snowplow/uri_redirect/jsonschema/1-0-0"
+
+
+def snowplow_redirect_payload(query: str) -> tuple[dict[str, Any], str]:
+    """``GET /r/tp2?u=<url>&...``: the tracker-protocol payload of the click (a
+    ``uri_redirect`` event unless the query names another) and where to send the
+    browser. Only http(s) targets: anything else would make the collector an open
+    redirect to ``javascript:`` URLs."""
+    payload: dict[str, Any] = snowplow_get_payload(query)
+    target = str(payload.pop("u", "") or "")
+    if urlsplit(target).scheme not in ("http", "https"):
+        raise InvalidRecord("invalid_redirect", "u must be an http(s) URL")
+    if "e" not in payload:
+        payload["e"] = "ue"
+        payload["ue_pr"] = orjson.dumps(
+            {"data": {"schema": URI_REDIRECT, "data": {"uri": target}}}
+        ).decode()
+    return payload, target
+
+
+def rudderstack_pixel_event(query: str, call: str) -> dict[str, Any]:
+    """A RudderStack ``GET /pixel/v1/{track,page}?writeKey=...&anonymousId=...`` call as
+    a Segment-shaped event: dotted parameters (``properties.sku=...``,
+    ``context.page.url=...``) become nested objects."""
+    event: dict[str, Any] = {"type": call}
+    for name, value in parse_qsl(query, keep_blank_values=False):
+        if name == "writeKey":
+            continue
+        *parents, leaf = name.split(".")
+        node = event
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[leaf] = value
+    if not event.get("messageId"):
+        event["messageId"] = content_id("rs-pixel", event)
+    return event
+
+
+def rudderstack_webhook_event(payload: Any, anonymous_id: str | None) -> dict[str, Any]:
+    """A RudderStack ``POST /v1/webhook`` body as the track call RudderStack makes of
+    it: ``webhook_source_event`` with the body as its properties."""
+    if not isinstance(payload, dict):
+        raise InvalidRecord("schema_violation", "a webhook body must be a JSON object")
+    return {
+        "type": "track",
+        "event": "webhook_source_event",
+        "properties": payload,
+        "anonymousId": anonymous_id or content_id("rs-webhook-anon", payload),
+        "messageId": content_id("rs-webhook", payload),
+        "channel": "sources",
+    }

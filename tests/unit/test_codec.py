@@ -77,13 +77,14 @@ def test_record_written_with_an_older_revision_reads_with_new_defaults(codec, ca
     import fastavro
 
     old = catalog.schemas[TOPIC][0]
-    assert old.revision == 1 and catalog.value_schema(TOPIC).revision == 2
-    legacy = {k: v for k, v in example.items() if k != "consent_json"}
+    assert old.revision == 1 and catalog.value_schema(TOPIC).revision == 3
+    added = ("consent_json", "rudder_id", "channel")  # by revisions 2 and 3
+    legacy = {k: v for k, v in example.items() if k not in added}
     buf = io.BytesIO()
     buf.write(HEADER.pack(0, catalog.schema_id(old)))
     fastavro.schemaless_writer(buf, old.parsed, legacy)
     decoded = codec.decode(TOPIC, buf.getvalue())
-    assert decoded == {**legacy, "consent_json": None}
+    assert decoded == {**legacy, **dict.fromkeys(added)}
 
 
 def test_decode_many_separates_errors(codec, example):
