@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import json
@@ -12,6 +13,7 @@ import threading
 from pathlib import Path
 
 import click
+import httpx
 
 from connectors import registry
 from connectors.generator.population import PopulationGenerator
@@ -29,6 +31,8 @@ from streams.app.dlq import replay as replay_dead_letters
 from streams.app.dlq import summarise as summarise_dead_letters
 from streams.app.forget import forget as publish_forget
 from streams.app.logs import configure_logging
+from streams.app.register_schemas import register_catalog, registry_http
+from streams.app.registry import serve_registry
 from streams.app.supervisor import Supervisor
 from streams.app.worker import STAGES, run_worker, stop_on_signals
 from streams.attribution.models import ALL_MODELS
@@ -50,11 +54,12 @@ from streams.core.broker import (
     write_state,
 )
 from streams.core.catalog import default_catalog, load_catalog
-from streams.core.codec import make_codec, registry_client
+from streams.core.codec import make_codec
 from streams.core.errors import JourneybusError
 from streams.core.kafka import make_producer
 from streams.core.schemacheck import check_catalog
 from streams.core.settings import get_settings
+from streams.runtime.health import serve_health
 from streams.scoring.clv import fit_parameters, summarise
 
 
@@ -269,16 +274,47 @@ def schemas_catalog(write: bool) -> None:
 @schemas.command("register")
 @click.option("--url", required=True, help="Schema Registry URL.")
 def schemas_register(url: str) -> None:
-    """Register every topic's schema revisions, oldest first, under <topic>-value."""
-    from confluent_kafka.schema_registry import Schema
+    """Put every topic's schema revisions into a Schema Registry under <topic>-value,
+    each with its catalogue id (import mode); fails naming any id the registry holds
+    otherwise."""
+    if url.startswith("mock://"):
+        raise click.UsageError(
+            "mock:// is an in-memory registry inside one process: registering into it "
+            "from this command would be lost at once. Point --url at a running registry "
+            "(journeybus up serves the catalogue's on http://127.0.0.1:8081)."
+        )
+    auth = get_settings().schema_registry.basic_auth_user_info
+    try:
+        with registry_http(url, auth.get_secret_value() if auth else None) as client:
+            imported = register_catalog(client, default_catalog(), click.echo)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"schema registry at {url}: {exc}") from None
+    click.echo(f"every revision has its catalogue id ({imported} imported)")
 
-    client = registry_client(url, get_settings())
-    catalog = default_catalog()
-    for spec in catalog.topics.values():
-        client.set_compatibility(spec.subject, spec.compatibility)
-        for revision in catalog.schemas[spec.schema]:
-            sid = client.register_schema(spec.subject, Schema(json.dumps(revision.raw), "AVRO"))
-            click.echo(f"{spec.subject:50} revision {revision.revision} -> id {sid}")
+
+@main.group("registry")
+def registry_group() -> None:
+    """The embedded Schema Registry (the catalogue, read-only, Confluent's API)."""
+
+
+@registry_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8081, show_default=True)
+def registry_serve(host: str, port: int) -> None:
+    """Serve the schema catalogue as a Confluent-compatible registry until Ctrl-C."""
+    stop = stop_on_signals()
+    metrics = get_settings().metrics
+    if metrics.port is not None:  # /metrics, /health, /ready, as every process of `up`
+        serve_health(metrics.port, host=metrics.host)
+    asyncio.run(
+        serve_registry(
+            default_catalog(),
+            host,
+            port,
+            stop,
+            on_port=lambda p: click.echo(f"schema registry: http://{host}:{p}"),
+        )
+    )
 
 
 # -- pipeline processes ----------------------------------------------------------------
@@ -620,6 +656,13 @@ def attribution_compute(
     help="Port of the HTTP collector (Segment, Snowplow, webhooks); 0: no collector.",
 )
 @click.option(
+    "--registry-port",
+    type=int,
+    default=8081,
+    show_default=True,
+    help="Port of the schema registry serving the catalogue; 0: none.",
+)
+@click.option(
     "--source",
     "sources",
     multiple=True,
@@ -628,8 +671,8 @@ def attribution_compute(
 )
 @click.option("--log-level", default="info", show_default=True)
 def up(
-    workers: int, metrics_base_port: int, collector_port: int, sources: tuple[str, ...],
-    log_level: str,
+    workers: int, metrics_base_port: int, collector_port: int, registry_port: int,
+    sources: tuple[str, ...], log_level: str,
 ) -> None:  # fmt: skip
     """Run the whole local stack as supervised processes until Ctrl-C."""
     if os.environ.get("CONNECTORS__POSTGRES_FULFILLMENT__DSN"):
@@ -643,6 +686,7 @@ def up(
         workers=workers,
         base_metrics_port=metrics_base_port,
         collector_port=collector_port or None,
+        registry_port=registry_port or None,
         sources=sources,
         stopping=stop,
     )
@@ -651,6 +695,8 @@ def up(
         click.echo(f"journeybus is up on {bootstrap} (Ctrl-C to stop)")
         if collector_port:
             click.echo(f"collector: http://127.0.0.1:{collector_port} (write keys: local-web, ...)")
+        if registry_port:
+            click.echo(f"schema registry: http://127.0.0.1:{registry_port}")
         supervisor.run()
     finally:
         supervisor.stop()

@@ -4,7 +4,8 @@ Starts the embedded broker and its object store (unless ``KAFKA_BOOTSTRAP_SERVER
 names a cluster), creates the topics, then runs each component as a child
 process: one per stream stage (``--workers N``: N per stage, sharing partitions
 through the consumer group), the DuckDB sink, the HTTP collector
-(``collector_port``) and polling sources (``sources``, e.g.
+(``collector_port``), the schema registry serving the catalogue (``registry_port``)
+and polling sources (``sources``, e.g.
 ``postgres-fulfillment``). A child that exits is restarted with exponential
 backoff (1 s doubling to 30 s, reset after a minute of good health) and the exit
 is logged. The broker and its store are supervised too: one that dies is logged
@@ -78,6 +79,7 @@ class Supervisor:
     workers: int = 1
     stages: tuple[str, ...] = ("normalise", "journeys", "attribution", "scoring", "profiles")
     collector_port: int | None = None  # None: no HTTP collector
+    registry_port: int | None = None  # None: no schema registry
     sources: tuple[str, ...] = ()  # polling source connectors to run (connector run NAME)
     base_metrics_port: int = 9400
     stop_timeout_s: float = 5.0
@@ -114,6 +116,10 @@ class Supervisor:
             specs.append(("collector", [*exe, "collect", "--port", str(self.collector_port)]))
         for name in self.sources:
             specs.append((name, [*exe, "connector", "run", name]))
+        if self.registry_port is not None:
+            specs.append(
+                ("registry", [*exe, "registry", "serve", "--port", str(self.registry_port)])
+            )
         for offset, (name, args) in enumerate(specs):
             child = Child(name, args, env, logs / f"{name}.log", self.base_metrics_port + offset)
             child.start()

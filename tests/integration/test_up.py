@@ -31,6 +31,7 @@ CHILDREN = [
     "sink",
     "collector",
     "postgres-fulfillment",
+    "registry",
 ]
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -94,7 +95,7 @@ def alive(pids: set[int]) -> set[int]:
 
 @pytest.fixture
 def stack(tmp_path):
-    base = free_port_block(len(CHILDREN) + 1)  # the last port: the collector's HTTP
+    base = free_port_block(len(CHILDREN) + 2)  # then the collector's and registry's HTTP
     schema = f"up_{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
@@ -118,6 +119,8 @@ def stack(tmp_path):
             str(base),
             "--collector-port",
             str(base + len(CHILDREN)),
+            "--registry-port",
+            str(base + len(CHILDREN) + 1),
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -180,6 +183,9 @@ def test_up_serves_metrics_that_move_and_stops_cleanly(stack):
         lambda: stage_metric("postgres-fulfillment", "journeybus_connector_records_total") >= 3
     )
     assert stage_metric("postgres-fulfillment", "journeybus_connector_polls_total") > 1
+    # the schema registry: the catalogue's subjects
+    subjects = httpx.get(f"http://127.0.0.1:{base + len(CHILDREN) + 1}/subjects", timeout=10)
+    assert "cust.clickstream.raw.v1-value" in subjects.json()
 
 
 def test_a_killed_child_is_restarted(stack):
