@@ -75,7 +75,7 @@ def start_collector(
         [NewTopic(prefix + t, num_partitions=2, replication_factor=1) for t in topics]
     ).values():
         future.result(timeout=30)
-    conf = CollectorSettings(topic_prefix=prefix, port=0, **{"write_keys": KEYS, **settings})
+    conf = CollectorSettings(topic_prefix=prefix, **{"port": 0, "write_keys": KEYS, **settings})
     app = collector_class(Settings(runtime_dir=tmp_path), bootstrap, conf)
     running = Running(app)
     assert app.started.wait(30)
