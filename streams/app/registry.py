@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -79,8 +80,8 @@ class CatalogRegistry:
         get("/subjects/{subject}/versions", self._versions)
         get("/subjects/{subject}/versions/{version}", self._version)
         get("/subjects/{subject}/versions/{version}/schema", self._version)
-        app.router.add_post("/subjects/{subject}", self._lookup)
-        app.router.add_post("/subjects/{subject}/versions", self._register)
+        app.router.add_post("/subjects/{subject}", partial(self._posted, register=False))
+        app.router.add_post("/subjects/{subject}/versions", partial(self._posted, register=True))
         get("/config", _fixed({"compatibilityLevel": "BACKWARD"}))
         get("/config/{subject}", self._config)
         get("/mode", _fixed({"mode": "READONLY"}))
@@ -173,20 +174,16 @@ class CatalogRegistry:
         found = [r for r in revisions if r.canonical == canonical]
         return request.match_info["subject"], (found[0] if found else None)
 
-    async def _lookup(self, request: web.Request) -> web.Response:
+    async def _posted(self, request: web.Request, register: bool) -> web.Response:
+        """``POST /subjects/{s}`` (lookup: the version and id) and ``POST
+        /subjects/{s}/versions`` (register: the id of a schema the subject has, else
+        the read-only refusal)."""
         matched = await self._matching(request)
         if isinstance(matched, web.Response):
             return matched
         subject, revision = matched
-        if revision is None:
+        if revision is None and not register:
             return _error(404, 40403, "Schema not found")
-        return _answer(self._entry(subject, revision))
-
-    async def _register(self, request: web.Request) -> web.Response:
-        matched = await self._matching(request)
-        if isinstance(matched, web.Response):
-            return matched
-        subject, revision = matched
         if revision is None:
             return _error(
                 422,
@@ -194,7 +191,9 @@ class CatalogRegistry:
                 f"Subject {subject} is in read-only mode: the catalogue's schemas are "
                 "changed by adding a revision under schemas/avro, not by registering",
             )
-        return _answer({"id": self.catalog.schema_id(revision)})
+        if register:
+            return _answer({"id": self.catalog.schema_id(revision)})
+        return _answer(self._entry(subject, revision))
 
 
 async def serve_registry(
