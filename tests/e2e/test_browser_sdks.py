@@ -148,6 +148,7 @@ def test_segment_analytics_next(browser_page, collector, shop):
     assert {r["protocol"] for r in records} == {"segment"}
     assert {r["anonymous_id"] for r in records} == {anonymous_id}
     assert {r["page"]["url"] for r in records} == {shop + "/products/p-1?utm_source=newsletter"}
+    assert {r["source"] for r in records} == {"web"}
     (track,) = [r for r in records if r["event_type"] == "track"]
     assert track["event_name"] == "Product Viewed"
     assert orjson.loads(track["properties_json"]) == {"sku": "p-1"}
@@ -176,6 +177,7 @@ def test_snowplow_browser_tracker(browser_page, collector, shop):
     )
     assert {r["anonymous_id"] for r in records} == {duid}
     assert {r["page"]["url"] for r in records} == {shop + "/products/p-1?utm_source=newsletter"}
+    assert {r["source"] for r in records} == {"web"}
     (action,) = [r for r in records if r["event_type"] == "track"]
     assert action["event_name"] == "add-to-cart"
 
@@ -197,6 +199,7 @@ def test_jitsu(browser_page, collector, shop):
     assert {r["protocol"] for r in records} == {"jitsu"}
     assert {r["anonymous_id"] for r in records} == {anonymous_id}
     assert {r["page"]["url"] for r in records} == {shop + "/products/p-1?utm_source=newsletter"}
+    assert {r["source"] for r in records} == {"web"}
 
 
 RUDDERSTACK = """async ([collector, userId]) => {
@@ -226,11 +229,14 @@ def test_rudderstack_v3(browser_page, collector, shop):
     # v3 sends no rudderId (older SDKs do: the routes test keeps it); its library name
     assert {r["context"]["library_name"] for r in records} == {"RudderLabs JavaScript SDK"}
     assert {r["page"]["url"] for r in records} == {shop + "/products/p-1?utm_source=newsletter"}
+    assert {r["source"] for r in records} == {"web"}
 
 
 def test_segment_retries_until_the_collector_is_up(browser_page, bootstrap, tmp_path, shop):
     port = _free_port()  # nothing listens yet: the SDK's first attempts fail
     host = f"localhost:{port}"
+    failed: list[str] = []
+    browser_page.on("requestfailed", lambda request: failed.append(request.url))
     browser_page.evaluate(
         """([host]) => { window.sent = SDKS.AnalyticsBrowser.load(
             { writeKey: "shop-key", cdnSettings: { integrations: { "Segment.io": {
@@ -238,7 +244,8 @@ def test_segment_retries_until_the_collector_is_up(browser_page, bootstrap, tmp_
           window.sent.track("Added While Down", { sku: "p-9" }); }""",
         [host],
     )
-    time.sleep(3)  # a few failed attempts
+    browser_page.wait_for_timeout(3000)  # a few failed attempts (and their events seen)
+    assert any(f"{host}/v1/t" in url for url in failed), "the SDK tried while it was down"
     for collector in _collector(bootstrap, tmp_path, shop, port=port):
         records = _wait_records(collector, 1, timeout=60)
         assert [r["event_name"] for r in records] == ["Added While Down"], "once, after retries"
