@@ -1,7 +1,7 @@
 """A downstream subscriber as a Faust agent (faust-streaming): a codec that decodes
 journeybus topics through the Schema Registry, and an agent that counts events.
 
-    JOURNEYBUS_BOOTSTRAP=127.0.0.1:9092 faust --datadir /tmp/subscriber \
+    JOURNEYBUS_BOOTSTRAP=127.0.0.1:9092 python -m faust --datadir /tmp/subscriber \
         -A examples.subscribers.faust_agent worker -l warn
 
 Settings from the environment: ``JOURNEYBUS_BOOTSTRAP``, ``JOURNEYBUS_REGISTRY``
