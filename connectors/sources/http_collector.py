@@ -74,6 +74,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -201,6 +202,11 @@ class Rejected(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
+
+
+def _refuse(error: InvalidRecord, _event: Any) -> dict[str, Any]:
+    """A record builder for an event already known to be invalid."""
+    raise error
 
 
 MAX_NESTING = 254  # orjson's limit: an event nested deeper cannot be written as JSON
@@ -660,7 +666,9 @@ class HttpCollector(Source[CollectorSettings]):
                 if exc.status == 429:  # the key is over its rate limit: the SDK retries
                     raise
                 error = InvalidRecord(exc.code, f"app id {str(aid)[:64]!r}: {exc.message}")
-                unknown.append(SourceRecord.invalid(error, orjson.dumps(event, default=str)))
+                # through _event, as every event: one too deep or too large to copy whole
+                # is its dead letter too, not a 500
+                unknown.append(self._event(event, partial(_refuse, error), secrets=()))
                 continue
             by_source.setdefault(source_name, []).append(
                 self._event(

@@ -238,6 +238,16 @@ def test_snowplow_app_ids_cookie_pixels_and_redirect(collector):
     assert orjson.loads(clicked["properties_json"]) == {"uri": "https://shop.example/sale"}
     (letter,) = collector.dead_letters("web")
     assert letter.value["error_type"] == "invalid_write_key"
+    # an unknown app id's event nested too deep to copy whole: its dead letter, not a 500
+    deep: dict = {}
+    for _ in range(300):
+        deep = {"d": deep}
+    mixed = client.post(
+        "/com.snowplowanalytics.snowplow/tp2",
+        json={"data": [_sp("e-7"), {**_sp("e-8", aid="unknown-app"), "co": deep}]},
+    )
+    assert mixed.status_code == 200, mixed.text
+    assert [r["code"] for r in mixed.json()["rejected"]] == ["too_deep"]
     # every event of a batch unknown: nothing authenticated, 401
     assert (
         client.post(
