@@ -126,6 +126,16 @@ def _host(url: str) -> str:
     return url.split("//", 1)[1].rstrip("/")
 
 
+def _each_once(records: list[dict], kinds: list[str], protocol: str, shop: str) -> None:
+    """``records`` are the ``kinds`` of events, each once, from ``protocol``, on the web
+    source, from the test page."""
+    assert sorted(r["event_type"] for r in records) == sorted(kinds)
+    assert len({r["event_id"] for r in records}) == len(kinds), "each event once"
+    assert {r["protocol"] for r in records} == {protocol}
+    assert {r["page"]["url"] for r in records} == {shop + "/products/p-1?utm_source=newsletter"}
+    assert {r["source"] for r in records} == {"web"}
+
+
 SEGMENT = """async ([host, userId]) => {
   const analytics = SDKS.AnalyticsBrowser.load(
     { writeKey: "shop-key",
@@ -143,12 +153,8 @@ SEGMENT = """async ([host, userId]) => {
 def test_segment_analytics_next(browser_page, collector, shop):
     anonymous_id = browser_page.evaluate(SEGMENT, [_host(collector.url), "u-seg"])
     records = _wait_records(collector, 3)
-    assert sorted(r["event_type"] for r in records) == ["identify", "page", "track"]
-    assert len({r["event_id"] for r in records}) == 3, "each event once"
-    assert {r["protocol"] for r in records} == {"segment"}
+    _each_once(records, ["identify", "page", "track"], "segment", shop)
     assert {r["anonymous_id"] for r in records} == {anonymous_id}
-    assert {r["page"]["url"] for r in records} == {shop + "/products/p-1?utm_source=newsletter"}
-    assert {r["source"] for r in records} == {"web"}
     (track,) = [r for r in records if r["event_type"] == "track"]
     assert track["event_name"] == "Product Viewed"
     assert orjson.loads(track["properties_json"]) == {"sku": "p-1"}
@@ -168,16 +174,12 @@ SNOWPLOW = """async ([collector]) => {
 def test_snowplow_browser_tracker(browser_page, collector, shop):
     cookies = browser_page.evaluate(SNOWPLOW, [collector.url])
     records = _wait_records(collector, 2)
-    assert sorted(r["event_type"] for r in records) == ["page", "track"]
-    assert len({r["event_id"] for r in records}) == 2
-    assert {r["protocol"] for r in records} == {"snowplow"}
+    _each_once(records, ["page", "track"], "snowplow", shop)
     # the anonymous id is the tracker's domain user id, from its first-party cookie
     duid = next(
         c.split("=", 1)[1].split(".")[0] for c in cookies.split("; ") if c.startswith("_sp_id")
     )
     assert {r["anonymous_id"] for r in records} == {duid}
-    assert {r["page"]["url"] for r in records} == {shop + "/products/p-1?utm_source=newsletter"}
-    assert {r["source"] for r in records} == {"web"}
     (action,) = [r for r in records if r["event_type"] == "track"]
     assert action["event_name"] == "add-to-cart"
 
@@ -194,12 +196,8 @@ JITSU = """async ([collector, userId]) => {
 def test_jitsu(browser_page, collector, shop):
     anonymous_id = browser_page.evaluate(JITSU, [collector.url, "u-jitsu"])
     records = _wait_records(collector, 3)
-    assert sorted(r["event_type"] for r in records) == ["identify", "page", "track"]
-    assert len({r["event_id"] for r in records}) == 3
-    assert {r["protocol"] for r in records} == {"jitsu"}
+    _each_once(records, ["identify", "page", "track"], "jitsu", shop)
     assert {r["anonymous_id"] for r in records} == {anonymous_id}
-    assert {r["page"]["url"] for r in records} == {shop + "/products/p-1?utm_source=newsletter"}
-    assert {r["source"] for r in records} == {"web"}
 
 
 RUDDERSTACK = """async ([collector, userId]) => {
@@ -221,15 +219,11 @@ RUDDERSTACK = """async ([collector, userId]) => {
 def test_rudderstack_v3(browser_page, collector, shop):
     anonymous_id = browser_page.evaluate(RUDDERSTACK, [collector.url, "u-rs"])
     records = _wait_records(collector, 3)
-    assert sorted(r["event_type"] for r in records) == ["identify", "page", "track"]
-    assert len({r["event_id"] for r in records}) == 3
-    assert {r["protocol"] for r in records} == {"rudderstack"}
+    _each_once(records, ["identify", "page", "track"], "rudderstack", shop)
     assert {r["anonymous_id"] for r in records} == {anonymous_id}
     assert {r["channel"] for r in records} == {"web"}
     # v3 sends no rudderId (older SDKs do: the routes test keeps it); its library name
     assert {r["context"]["library_name"] for r in records} == {"RudderLabs JavaScript SDK"}
-    assert {r["page"]["url"] for r in records} == {shop + "/products/p-1?utm_source=newsletter"}
-    assert {r["source"] for r in records} == {"web"}
 
 
 def test_segment_retries_until_the_collector_is_up(browser_page, bootstrap, tmp_path, shop):
