@@ -159,6 +159,30 @@ class AttributionSettings(BaseSettings):
     half_life_hours: float = Field(default=168.0, gt=0.0, allow_inf_nan=False)  # time decay
 
 
+class FaustSettings(BaseSettings):
+    """Faust agents on the bus (``JOURNEYBUS__FAUST__*``, ``streams.faust``).
+
+    The defaults are what was measured to work against the embedded broker
+    (BROKER-NOTES.md): a 6 s session timeout and 1 s heartbeat (assignment in about
+    4.5 s), a short fetch wait (the broker does not answer a parked fetch early, so
+    Faust's hard-coded 1.5 s would be added to every hop), a 5 ms producer linger.
+    """
+
+    model_config = _section("FAUST")
+
+    session_timeout_s: float = Field(default=6.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)
+    producer_linger_s: float = Field(default=0.005, ge=0)
+    # where tables live: memory:// (rebuilt from their changelogs at start) or
+    # rocksdb:// when faust-streaming's rocksdb extra is installed
+    store: str = "memory://"
+    # a new consumer group starts from the beginning of each topic: the embedded
+    # broker's "latest" is wrong (BROKER-NOTES.md), and a new subscriber usually
+    # wants the history anyway
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+
 class Settings(BaseSettings):
     """All journeybus settings; each section reads its own environment variables."""
 
@@ -173,6 +197,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     journeys: JourneysSettings = Field(default_factory=JourneysSettings)
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
+    faust: FaustSettings = Field(default_factory=FaustSettings)
 
 
 @lru_cache(maxsize=1)
