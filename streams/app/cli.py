@@ -22,6 +22,7 @@ from connectors.generator.via_collector import publish_via_collector
 from connectors.sinks.duckdb.dashboard.server import DashboardServer
 from connectors.sinks.duckdb.query import format_rows, run_query, run_report, snapshot_path
 from connectors.sinks.duckdb.sink import DuckDBSink
+from streams.app.agent_cli import agent
 from streams.app.asyncapi import asyncapi_document
 from streams.app.connector_cli import collect, connector, hash_key, oms
 from streams.app.connector_cli import replay as replay_command
@@ -757,7 +758,7 @@ def scoring_fit(transactions: Path, calibration_end: str | None, unit: str) -> N
 # -- sources -----------------------------------------------------------------------------
 def _add_source_commands() -> None:
 
-    for command in (connector, collect, hash_key, replay_command, oms):
+    for command in (connector, collect, hash_key, replay_command, oms, agent):
         main.add_command(command)
 
 

@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
+from faust.exceptions import FaustError
 from faust.types import ModelT
 
 from streams.core import metrics
@@ -120,7 +121,7 @@ class DeadLetters:
     async def guard(self, event: faust.types.EventT | None = None) -> AsyncIterator[None]:
         """Run the body for one event: an exception that can be blamed on the record
         dead-letters it and the agent goes on; ``FatalError``/``Retriable``/machine
-        errors propagate (they are not the record's fault).
+        errors and Faust's own propagate (they are not the record's fault).
 
             async for event in stream.events():
                 async with app.dead_letters.guard(event):
@@ -130,7 +131,9 @@ class DeadLetters:
         try:
             yield
         except Exception as exc:
-            if event is None or not is_record_fault(exc):
+            # Faust's own errors (a table partitioned unlike its topic, a setting) are
+            # the app's configuration, not the record's fault
+            if event is None or isinstance(exc, FaustError) or not is_record_fault(exc):
                 raise
             await self.send(event.message, exc, event_id_of(event.value))
 

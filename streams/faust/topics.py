@@ -22,7 +22,6 @@ from typing import Any
 import faust
 from faust.types import Message
 
-from streams.core.catalog import TopicSpec
 from streams.faust.codec import avro_codec
 from streams.faust.models import TOP_LEVEL
 
@@ -34,9 +33,8 @@ def attribute_name(topic: str) -> str:
     return re.sub(r"[.\-]", "_", name)
 
 
-def model_of(spec: TopicSpec, app: Any) -> type[faust.Record]:
-    """The generated model of ``spec``'s value schema (its newest revision)."""
-    raw = app.codec.catalog.latest(spec.schema).raw
+def model_of_schema(raw: dict[str, Any]) -> type[faust.Record]:
+    """The generated model of the Avro schema ``raw`` (a catalogue schema)."""
     name = raw["name"] if "." in raw["name"] else f"{raw.get('namespace', '')}.{raw['name']}"
     return TOP_LEVEL[name.lstrip(".")]
 
@@ -97,7 +95,7 @@ class BusTopics:
                 app,
                 topics=[name],
                 key_type=str,
-                value_type=model_of(spec, app),
+                value_type=model_of_schema(app.codec.catalog.latest(spec.schema).raw),
                 key_serializer="raw",
                 value_serializer=avro_codec(app.codec, name),
                 partitions=spec.partitions,
