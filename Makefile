@@ -85,6 +85,10 @@ bench-guard: $(STAMP)
 bench-profile: $(STAMP)
 	$(BIN)/python -m bench.faust_profile 4000
 
+# the Faust toolkit: codec and models per record, an example agent's throughput
+bench-faust: $(STAMP)
+	$(BIN)/python -m bench.faust_toolkit 20000
+
 broker: $(STAMP)
 	$(BIN)/journeybus broker
 
