@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test test-fast lint format models clean broker bench bench-profile bench-e2e bench-guard bench-durability soak crash fuzz
+.PHONY: help install demo test test-fast lint format models clean broker bench bench-profile bench-e2e bench-guard bench-durability bench-faust soak crash fuzz
 
 help:
 	@echo "make demo   - set up and run the whole pipeline on the embedded broker with demo data"
