@@ -26,35 +26,8 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 OUT_TOPIC = "bench.faust.out"
-
-
-class FaustMessage:
-    """A Faust message with the accessor methods of a confluent-kafka ``Message``
-    (what dead letters read)."""
-
-    def __init__(self, message: Any) -> None:
-        self._m = message
-
-    def topic(self) -> str:
-        return self._m.topic
-
-    def partition(self) -> int:
-        return self._m.partition
-
-    def offset(self) -> int:
-        return self._m.offset
-
-    def key(self) -> bytes | None:
-        return self._m.key
-
-    def value(self) -> bytes | None:
-        return self._m.value
-
-    def headers(self) -> list:
-        return list(self._m.headers or [])
 
 
 def build_app(bootstrap: str, runtime_dir: Path, progress_file: Path):
@@ -66,6 +39,7 @@ def build_app(bootstrap: str, runtime_dir: Path, progress_file: Path):
     from streams.core.errors import InvalidRecord
     from streams.core.settings import Settings
     from streams.core.topics import RAW_SOURCES
+    from streams.faust.deadletter import KafkaMessage
     from streams.normalise.stage import NormaliseStage
     from streams.runtime.deadletter import DeadLetterPolicy
     from streams.runtime.stage import BatchContext
@@ -102,7 +76,7 @@ def build_app(bootstrap: str, runtime_dir: Path, progress_file: Path):
             message = event.message
             now = time.time()
             ctx = BatchContext(stage.name, policy, int(now * 1000))
-            msg = FaustMessage(message)
+            msg = KafkaMessage(message)
             try:
                 record = codec.decode(message.topic, message.value, message.partition)
             except InvalidRecord as exc:
