@@ -4,7 +4,9 @@ examples teams copy, dead letters, a scaffolded agent's own test, and kill -9.""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -206,3 +208,28 @@ def test_kill_9_of_an_agent_loses_no_output(bootstrap, tmp_path):
     duplicates = sum(ids.values()) - len(ids)
     print(f"kill -9 after {len(progress)} alerts: {n} alerts, {duplicates} duplicates")
     assert duplicates < n
+
+
+def test_agent_run_runs_a_scaffolded_agent_until_ctrl_c(bootstrap, tmp_path):
+    cli = [sys.executable, "-m", "streams.app.cli", "agent"]
+    new = subprocess.run([*cli, "new", "vip", "--topic", SCORES], cwd=tmp_path, timeout=60)
+    assert new.returncode == 0
+    records = example_records(SCORES)
+    publish(bootstrap, SCORES, records)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    with (tmp_path / "run.log").open("w") as log:
+        run = subprocess.Popen(
+            [*cli, "run", "vip"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            found = read_topic(bootstrap, "agents.vip.v1", count=len(records), timeout_s=60)
+        finally:
+            run.send_signal(signal.SIGINT)
+            code = run.wait(30)
+    assert sorted(v["source_id"] for _, v in found) == sorted(r["score_id"] for r in records)
+    assert code == 0  # Ctrl-C stops the worker cleanly
+    missing = subprocess.run(
+        [*cli, "run", "nope"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert missing.returncode != 0
+    assert "no agent 'nope'" in missing.stderr
