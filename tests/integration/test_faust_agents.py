@@ -16,8 +16,20 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from streams.core.codec import RegistrySchemaSource, make_codec
+from streams.core.settings import SchemaRegistrySettings, Settings
 from streams.core.topics import PROFILES, SCORES, TOUCHPOINTS
-from streams.faust.testing import AgentWorker, bus_broker, example_records, publish, read_topic
+from streams.faust.codec import avro_codec
+from streams.faust.testing import (
+    AgentWorker,
+    bus_broker,
+    catalogue_codec,
+    example_records,
+    publish,
+    read_topic,
+)
+from streams.faust.topics import model_of_schema
+from tests.integration.test_schema_registry import registry  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).parents[2]
@@ -233,3 +245,19 @@ def test_agent_run_runs_a_scaffolded_agent_until_ctrl_c(bootstrap, tmp_path):
     )
     assert missing.returncode != 0
     assert "no agent 'nope'" in missing.stderr
+
+
+def test_the_codec_takes_schema_ids_from_a_registry(registry):  # noqa: F811
+    """With SCHEMA_REGISTRY_URL set, an app's codec gets schema ids from the registry
+    (here the catalogue's own, served by `journeybus registry serve`): the same bytes."""
+    settings = Settings(schema_registry=SchemaRegistrySettings(url=registry))
+    through_registry = make_codec(settings)
+    assert isinstance(through_registry.source, RegistrySchemaSource)
+    from_catalogue = catalogue_codec()
+    for topic in (SCORES, TOUCHPOINTS, PROFILES):
+        codec = avro_codec(through_registry, topic)
+        for record in example_records(topic):
+            written = from_catalogue.encode(topic, record)
+            model = model_of_schema(from_catalogue.catalog.value_schema(topic).raw)
+            value = model.from_data(codec.loads(written), preferred_type=model)
+            assert codec.dumps(value) == written
