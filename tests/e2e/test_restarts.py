@@ -16,12 +16,13 @@ import pytest
 
 from connectors.generator.population import PopulationGenerator
 from connectors.generator.via_collector import publish_via_collector
-from streams.app.demo import free_port, wait_for_collector
+from streams.app.demo import wait_for_collector
 from streams.core.codec import make_codec
 from streams.core.kafka import make_producer
 from streams.core.settings import Settings
 from tests.integration.test_up import alive, descendants
 from tests.polling import wait_until
+from tests.ports import free_port_block
 from tests.sinkhelpers import read_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,9 @@ class Up:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = free_port()
+        # the collector and the children's metrics ports stay the same over restarts
+        self.port = free_port_block(16)
+        self.metrics_base_port = self.port + 1
         self.env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -47,7 +50,12 @@ class Up:
 
     def start(self) -> None:
         args = [sys.executable, "-m", "streams.app.cli", "up", "--log-level", "warning"]
-        args += ["--collector-port", str(self.port), "--metrics-base-port", str(free_port())]
+        args += [
+            "--collector-port",
+            str(self.port),
+            "--metrics-base-port",
+            str(self.metrics_base_port),
+        ]
         self.proc = subprocess.Popen(
             args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from streams.core.codec import make_codec
 from streams.core.kafka import make_producer
 from streams.core.settings import Settings
 from tests.polling import wait_until
+from tests.ports import free_port_block
 
 CHILDREN = [
     "normalise-0",
@@ -34,19 +34,6 @@ CHILDREN = [
     "registry",
 ]
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def free_port_block(size: int) -> int:
-    for base in range(20000, 60000, 97):
-        ok = True
-        for port in range(base, base + size):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port block")
 
 
 def get(url: str) -> tuple[int, str]:
