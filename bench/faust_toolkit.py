@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
 from bench.results import record
 from streams.core.topics import SCORES
 from streams.faust.codec import avro_codec
@@ -28,6 +26,7 @@ from streams.faust.testing import (
     AgentWorker,
     bus_broker,
     catalogue_codec,
+    consumer_from_start,
     example_records,
     publish,
 )
@@ -73,16 +72,8 @@ def per_record_costs(rounds: int = 2000) -> tuple[dict[str, float], int]:
 
 
 def output_timestamps(bootstrap: str, count: int, timeout_s: float) -> list[int]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "bench-faust", "enable.auto.commit": False}
-    )
     deadline = time.monotonic() + timeout_s
-    partitions: dict = {}
-    while not partitions and time.monotonic() < deadline:
-        meta = consumer.list_topics(timeout=10).topics.get(ALERTS)
-        partitions = meta.partitions if meta is not None and not meta.error else {}
-        time.sleep(0.2)
-    consumer.assign([TopicPartition(ALERTS, p, OFFSET_BEGINNING) for p in partitions])
+    consumer = consumer_from_start(bootstrap, ALERTS, timeout_s)
     stamps: list[int] = []
     while len(stamps) < count and time.monotonic() < deadline:
         stamps += [m.timestamp()[1] for m in consumer.consume(1000, 0.5) if not m.error()]

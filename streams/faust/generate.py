@@ -76,7 +76,7 @@ class ModelWriter:
 
     def add_schema(self, raw: dict[str, Any]) -> None:
         self._named = {}
-        full = _full_name(raw, "")
+        full = full_name(raw, "")
         self.top_level[full] = self._record(raw, "", "")
 
     # -- types -------------------------------------------------------------
@@ -111,17 +111,17 @@ class ModelWriter:
             value, note = self._annotation(schema["values"], namespace, holder)
             return f"dict[str, {value}]", note
         if kind == "enum":
-            self._named[_full_name(schema, namespace)] = schema
+            self._named[full_name(schema, namespace)] = schema
             return "str", "One of " + ", ".join(schema["symbols"]) + "."
         if kind == "fixed":
-            self._named[_full_name(schema, namespace)] = schema
+            self._named[full_name(schema, namespace)] = schema
             return "bytes", f"{schema['size']} bytes."
         if kind in ("record", "error"):
             return self._record(schema, namespace, holder), ""
         raise ValueError(f"unsupported Avro type {kind!r}")
 
     def _record(self, schema: dict[str, Any], namespace: str, holder: str) -> str:
-        full = _full_name(schema, namespace)
+        full = full_name(schema, namespace)
         self._named[full] = schema
         own_namespace = full.rpartition(".")[0]
         shape = json.dumps(schema, sort_keys=True)
@@ -164,7 +164,8 @@ class ModelWriter:
 _NO_DEFAULT = object()
 
 
-def _full_name(schema: dict[str, Any], namespace: str) -> str:
+def full_name(schema: dict[str, Any], namespace: str = "") -> str:
+    """The full Avro name of a named type (its namespace, else the enclosing one's)."""
     name = schema["name"]
     if "." in name:
         return name

@@ -73,6 +73,28 @@ def publish(bootstrap: str, topic: str, records: Iterable[dict[str, Any]]) -> in
     return sent
 
 
+def consumer_from_start(bootstrap: str, topic: str, timeout_s: float) -> Consumer:
+    """A consumer assigned every partition of ``topic`` from its start, once the topic
+    exists (an agent's output topic may not yet: waits up to ``timeout_s``). Assigned,
+    not subscribed: no group join to wait for (about half the session timeout on the
+    embedded broker). The caller closes it."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"journeybus-test-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+    deadline = time.monotonic() + timeout_s
+    partitions: dict = {}
+    while not partitions and time.monotonic() < deadline:
+        metadata = consumer.list_topics(timeout=10).topics.get(topic)
+        partitions = metadata.partitions if metadata is not None and not metadata.error else {}
+        time.sleep(0 if partitions else 0.2)
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    return consumer
+
+
 def read_topic(
     bootstrap: str, topic: str, count: int, timeout_s: float = 60.0, settle_s: float = 0.0
 ) -> list[tuple[str | None, Any]]:
@@ -82,23 +104,8 @@ def read_topic(
     others as JSON."""
     codec = catalogue_codec()
     known = topic in codec.catalog.topics
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"journeybus-test-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    # assigned, not subscribed: no group join to wait for (about half the session
-    # timeout on the embedded broker); an agent's output topic may not exist yet
     deadline = time.monotonic() + timeout_s
-    partitions: dict = {}
-    while not partitions and time.monotonic() < deadline:
-        metadata = consumer.list_topics(timeout=10).topics.get(topic)
-        partitions = metadata.partitions if metadata is not None and not metadata.error else {}
-        time.sleep(0 if partitions else 0.2)
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    consumer = consumer_from_start(bootstrap, topic, timeout_s)
     found: list[tuple[str | None, Any]] = []
     settled: float | None = None
     try:

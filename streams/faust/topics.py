@@ -23,6 +23,7 @@ import faust
 from faust.types import Message
 
 from streams.faust.codec import avro_codec
+from streams.faust.generate import full_name
 from streams.faust.models import TOP_LEVEL
 
 
@@ -35,8 +36,7 @@ def attribute_name(topic: str) -> str:
 
 def model_of_schema(raw: dict[str, Any]) -> type[faust.Record]:
     """The generated model of the Avro schema ``raw`` (a catalogue schema)."""
-    name = raw["name"] if "." in raw["name"] else f"{raw.get('namespace', '')}.{raw['name']}"
-    return TOP_LEVEL[name.lstrip(".")]
+    return TOP_LEVEL[full_name(raw)]
 
 
 class BusTopic(faust.Topic):
