@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -96,12 +96,19 @@ def consumer_from_start(bootstrap: str, topic: str, timeout_s: float) -> Consume
 
 
 def read_topic(
-    bootstrap: str, topic: str, count: int, timeout_s: float = 60.0, settle_s: float = 0.0
+    bootstrap: str,
+    topic: str,
+    count: int,
+    timeout_s: float = 60.0,
+    settle_s: float = 0.0,
+    until: Callable[[list[tuple[str | None, Any]]], bool] | None = None,
 ) -> list[tuple[str | None, Any]]:
     """``(key, value)`` of the records of ``topic`` from its start, once ``count`` are
-    there (and ``settle_s`` more seconds passed, to see any beyond), else what arrived
-    by ``timeout_s``. Values of catalogue topics are decoded with the runtime's codec,
-    others as JSON."""
+    there and ``until(found)`` (if given) holds, and ``settle_s`` more seconds passed to
+    see any beyond; else what arrived by ``timeout_s``. Delivery is at least once, so a
+    test that kills an agent should pass ``until``: redelivered duplicates count towards
+    ``count``. Values of catalogue topics are decoded with the runtime's codec, others
+    as JSON."""
     codec = catalogue_codec()
     known = topic in codec.catalog.topics
     deadline = time.monotonic() + timeout_s
@@ -117,7 +124,7 @@ def read_topic(
                 decoded = codec.decode(topic, value) if known else json.loads(value)
                 key = msg.key().decode() if msg.key() is not None else None
                 found.append((key, decoded))
-            if settled is None and len(found) >= count:
+            if settled is None and len(found) >= count and (until is None or until(found)):
                 settled = time.monotonic() + settle_s
     finally:
         consumer.close()
