@@ -51,6 +51,54 @@ class AttributionCredit(faust.Record, include_metadata=False):
     currency: str | None = None
 
 
+class AttributeUsed(faust.Record, include_metadata=False):
+    """A profile attribute a decision used, with how sure the profile is of it.
+
+    Attributes:
+        name: Attribute name, as in cust.profiles.v1.
+        value: Its value when the decision was taken.
+        confidence: observed, declared or inferred.
+        probability: For inferred attributes, the probability that the value is right.
+    """
+
+    name: str
+    confidence: str
+    value: str | None = None
+    probability: float | None = None
+
+
+class AudienceChange(faust.Record, include_metadata=False):
+    """A customer entering or leaving an audience declared in the audiences file, when a profile
+    update changes the answer of its predicate.
+
+    Attributes:
+        change_id: Deterministic id: hash of audience, definition, customer key and profile
+            version; a replayed profile produces the same id.
+        audience: Audience name, as declared.
+        definition_version: Hash of the audience's definition: a changed definition is a new
+            version.
+        customer_key: Stitched customer key; the partition key.
+        change: entered or exited. One of entered, exited.
+        profile_version: Version of the profile that caused the change.
+        reason: The conditions of the predicate and the values that decided them.
+        attributes_used: Attributes the predicate read, with their confidence.
+        triggered_at: When the profile update that caused the change was published (its Kafka
+            timestamp), UTC. (epoch milliseconds)
+        decided_at: When the agent published the change, UTC. (epoch milliseconds)
+    """
+
+    change_id: str
+    audience: str
+    definition_version: str
+    customer_key: str
+    change: str
+    profile_version: int
+    reason: str
+    attributes_used: list[AttributeUsed]
+    triggered_at: int
+    decided_at: int
+
+
 class Product(faust.Record, include_metadata=False):
     """The current state of one product of the catalogue (latest record per product id wins).
 
@@ -77,6 +125,43 @@ class Product(faust.Record, include_metadata=False):
     subcategory: str | None = None
     brand: str | None = None
     active: bool = True
+
+
+class ChannelDecision(faust.Record, include_metadata=False):
+    """Whether to keep, reduce or suppress messaging a customer on one channel, published only when
+    the decision changes.
+
+    Attributes:
+        decision_id: Deterministic id: hash of customer key, channel, decision and profile
+            version.
+        customer_key: Stitched customer key; the partition key.
+        channel: email, push, sms or social.
+        decision: keep, reduce or suppress. One of keep, reduce, suppress.
+        previous_decision: The decision this one replaces (null for the first). One of keep,
+            reduce, suppress.
+        preferred_channel: The channel the customer responds to best, if any.
+        sent: Messages sent on the channel (for social: 0, the brand does not send to one
+            customer).
+        responses: Responses on the channel (opens, clicks, visits; for social: the customer's
+            own interactions).
+        response_rate: Posterior mean response rate (null for social).
+        reason: Why, in words: the evidence behind the decision.
+        profile_version: Version of the profile the decision was taken on.
+        decided_at: When the agent published the decision, UTC. (epoch milliseconds)
+    """
+
+    decision_id: str
+    customer_key: str
+    channel: str
+    decision: str
+    sent: int
+    responses: int
+    reason: str
+    profile_version: int
+    decided_at: int
+    previous_decision: str | None = None
+    preferred_channel: str | None = None
+    response_rate: float | None = None
 
 
 class Page(faust.Record, include_metadata=False):
@@ -528,6 +613,66 @@ class Journey(faust.Record, include_metadata=False):
     conversion_discount: bool | None = None
 
 
+class MessageDecision(faust.Record, include_metadata=False):
+    """The answer to a message request: which variant of the audience's curated set to send, on
+    which channel, and the attributes it personalises with.
+
+    Attributes:
+        decision_id: The request's id; one decision per request.
+        request_id: The request answered.
+        customer_key: Stitched customer key; the partition key.
+        audience: Audience of the message set.
+        outcome: send or hold. One of send, hold.
+        variant: The chosen variant's id (null when held).
+        channel: Channel to send on (null when held).
+        content: The variant's text with the customer's attributes filled in.
+        message_id: Id the messaging platform must send with; responses to it teach the agent.
+        attributes_used: Attributes the content uses, each with its confidence (all observed,
+            declared, or inferred above the floor).
+        variants_in_use: Distinct variants the audience's set has in use (never above the cap).
+        sampled_rate: The Thompson draw of the chosen variant's response rate.
+        reason: Why this variant, or why held.
+        decided_at: When the agent published the decision, UTC. (epoch milliseconds)
+    """
+
+    decision_id: str
+    request_id: str
+    customer_key: str
+    audience: str
+    outcome: str
+    message_id: str
+    attributes_used: list[AttributeUsed]
+    variants_in_use: int
+    reason: str
+    decided_at: int
+    variant: str | None = None
+    channel: str | None = None
+    content: str | None = None
+    sampled_rate: float | None = None
+
+
+class MessageRequest(faust.Record, include_metadata=False):
+    """A request to send one customer a message of an audience's curated set; the message decision
+    agent answers it.
+
+    Attributes:
+        request_id: Id chosen by the requester; the answer's decision_id is this id.
+        customer_key: Stitched customer key; the partition key.
+        audience: The audience whose message set to choose from.
+        channel: Channel to send on; null lets the agent choose among the channels not
+            suppressed.
+        campaign_id: The requester's campaign.
+        requested_at: When the request was made, UTC. (epoch milliseconds)
+    """
+
+    request_id: str
+    customer_key: str
+    audience: str
+    requested_at: int
+    channel: str | None = None
+    campaign_id: str | None = None
+
+
 class MessagingEvent(faust.Record, include_metadata=False):
     """A delivery or engagement event of an email, push or SMS message.
 
@@ -726,6 +871,45 @@ class CustomerProfile(faust.Record, include_metadata=False):
     updated_at: int
 
 
+class FeedItem(faust.Record, include_metadata=False):
+    """One recommended product.
+
+    Attributes:
+        rank: Rank, from 1.
+        product_id: Product id.
+        category: Product category.
+        score: Association strength with what the customer browsed and bought.
+        reason: Why: the products of the customer it completes.
+    """
+
+    rank: int
+    product_id: str
+    score: float
+    reason: str
+    category: str | None = None
+
+
+class ProductFeed(faust.Record, include_metadata=False):
+    """A customer's segment-of-one product feed: ranked products that complete what they browse and
+    buy, after one of their touches.
+
+    Attributes:
+        feed_id: Deterministic id: hash of customer key and the touchpoint that triggered it.
+        customer_key: Stitched customer key; the partition key.
+        trigger_touchpoint_id: The touchpoint after which the feed was computed.
+        items: Ranked products, best first; never one the customer bought or one out of stock.
+        categories: Distinct categories in the list.
+        generated_at: When the agent published the feed, UTC. (epoch milliseconds)
+    """
+
+    feed_id: str
+    customer_key: str
+    trigger_touchpoint_id: str
+    items: list[FeedItem]
+    categories: int
+    generated_at: int
+
+
 class SocialEvent(faust.Record, include_metadata=False):
     """A social listening event: a mention, comment, share, like or click-through on a post.
 
@@ -920,6 +1104,11 @@ class StitchedRecord(faust.Record, include_metadata=False):
 
 # the model of each schema, by its full Avro name
 TOP_LEVEL = {
+    "AudienceChange": AudienceChange,
+    "ChannelDecision": ChannelDecision,
+    "MessageDecision": MessageDecision,
+    "MessageRequest": MessageRequest,
+    "ProductFeed": ProductFeed,
     "com.journeybus.cust.attribution.AttributionCredit": AttributionCredit,
     "com.journeybus.cust.catalog.Product": Product,
     "com.journeybus.cust.clickstream.ClickstreamEvent": ClickstreamEvent,

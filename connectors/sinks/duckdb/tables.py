@@ -14,7 +14,19 @@ from dataclasses import dataclass, field
 
 from connectors.sinks.duckdb.ddl import Column, array_item_schema, record_columns
 from streams.core.catalog import Catalog
-from streams.core.topics import ATTRIBUTION, CATALOG, JOURNEYS, PROFILES, SCORES, TOUCHPOINTS
+from streams.core.topics import (
+    ATTRIBUTION,
+    AUDIENCES,
+    CATALOG,
+    CHANNEL_DECISIONS,
+    JOURNEYS,
+    MESSAGE_DECISIONS,
+    MESSAGE_REQUESTS,
+    PROFILES,
+    RECOMMENDATIONS,
+    SCORES,
+    TOUCHPOINTS,
+)
 
 INGESTED_AT = Column("_ingested_at", "TIMESTAMP", "When the sink committed this row, UTC.")
 PRODUCED_AT = Column(
@@ -72,6 +84,12 @@ def table_specs(catalog: Catalog) -> list[TableSpec]:
         "conversion_time": "conversion_time",
     }
     profile_parent = {"customer_key": "customer_key", "version": "profile_version"}
+    recommendations = schema(RECOMMENDATIONS)
+    feed_parent = {
+        "feed_id": "feed_id",
+        "customer_key": "customer_key",
+        "generated_at": "generated_at",
+    }
     dlq_topics = tuple(t for t in catalog.topics if t.endswith(".dlq"))
     dead_letter = catalog.latest("cust.dead-letter.v1").raw
 
@@ -149,6 +167,48 @@ def table_specs(catalog: Catalog) -> list[TableSpec]:
             ("product_id",),
             "Product catalogue, latest state per product.",
             version="updated_at",
+        ),
+        plain(
+            "audience_changes",
+            AUDIENCES,
+            ("change_id",),
+            "Every entry into and exit from an audience (the history; audience_members is now).",
+        ),
+        plain(
+            "channel_decisions",
+            CHANNEL_DECISIONS,
+            ("decision_id",),
+            "Every change of a customer's keep/reduce/suppress decision per channel.",
+        ),
+        plain(
+            "message_requests",
+            MESSAGE_REQUESTS,
+            ("request_id",),
+            "Requests to send a customer a message of an audience's set.",
+        ),
+        plain(
+            "message_decisions",
+            MESSAGE_DECISIONS,
+            ("decision_id",),
+            "The variant, channel and attributes chosen for each message request.",
+        ),
+        plain(
+            "recommendations",
+            RECOMMENDATIONS,
+            ("feed_id",),
+            "Each product feed computed for a customer (the newest per customer is in force).",
+        ),
+        TableSpec(
+            "recommendation_items",
+            (RECOMMENDATIONS,),
+            ("feed_id", "rank"),
+            [
+                *_pick(record_columns(recommendations), feed_parent),
+                *record_columns(array_item_schema(recommendations, "items")),
+            ],
+            explode="items",
+            parent=feed_parent,
+            description="The ranked products of each product feed, one row per item.",
         ),
         TableSpec(
             "dead_letters",

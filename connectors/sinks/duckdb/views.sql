@@ -108,6 +108,71 @@ SELECT r.channel, r.recommendation,
 FROM channel_responsiveness r LEFT JOIN preferred p USING (customer_key)
 GROUP BY r.channel, r.recommendation, preferred_channel;
 
+-- Who is in each audience now: each customer's latest change per audience (highest
+-- profile version) is an entry. The sink keeps every change (audience_changes).
+CREATE OR REPLACE VIEW audience_members AS
+SELECT audience, customer_key, profile_version, triggered_at AS member_since, reason
+FROM (
+    SELECT *, row_number() OVER (
+        PARTITION BY audience, customer_key ORDER BY profile_version DESC, change DESC
+    ) AS latest
+    FROM audience_changes
+)
+WHERE latest = 1 AND change = 'entered';
+
+-- Audience size at the end of each day, from the history of entries and exits.
+CREATE OR REPLACE VIEW audience_size_daily AS
+WITH moves AS (
+    SELECT audience, CAST(triggered_at AS DATE) AS day,
+           sum(CASE WHEN change = 'entered' THEN 1 ELSE -1 END) AS net,
+           count(*) FILTER (WHERE change = 'entered') AS entered,
+           count(*) FILTER (WHERE change = 'exited') AS exited
+    FROM audience_changes
+    GROUP BY audience, day
+)
+SELECT audience, day, entered, exited,
+       sum(net) OVER (PARTITION BY audience ORDER BY day) AS members
+FROM moves;
+
+-- The decision in force per customer and channel (the latest by profile version).
+CREATE OR REPLACE VIEW channel_decisions_current AS
+SELECT customer_key, channel, decision, preferred_channel, sent, responses, response_rate,
+       reason, profile_version, decided_at
+FROM (
+    SELECT *, row_number() OVER (
+        PARTITION BY customer_key, channel ORDER BY profile_version DESC, decided_at DESC
+    ) AS latest
+    FROM channel_decisions
+)
+WHERE latest = 1;
+
+-- Customers per channel and decision now: the suppressions by channel.
+CREATE OR REPLACE VIEW channel_decision_counts AS
+SELECT channel, decision, count(*) AS customers
+FROM channel_decisions_current
+GROUP BY channel, decision;
+
+-- Message decisions per audience and variant: how the bandit shares the sends.
+CREATE OR REPLACE VIEW message_variant_share AS
+SELECT audience, coalesce(variant, '(held)') AS variant, count(*) AS decisions,
+       count(*) / sum(count(*)) OVER (PARTITION BY audience) AS share
+FROM message_decisions
+GROUP BY audience, variant;
+
+-- Product feed coverage: customers with a feed, items and categories per list, per day.
+CREATE OR REPLACE VIEW feed_coverage AS
+WITH latest AS (
+    SELECT *, row_number() OVER (PARTITION BY customer_key ORDER BY generated_at DESC) AS n
+    FROM recommendations
+)
+SELECT CAST(generated_at AS DATE) AS day,
+       count(DISTINCT customer_key) AS customers,
+       avg(len(items)) AS items_per_list,
+       avg(categories) AS categories_per_list
+FROM latest
+WHERE n = 1
+GROUP BY day;
+
 -- Freshness per table and dead letters per topic and reason.
 CREATE OR REPLACE VIEW pipeline_health AS
 WITH tables AS (
