@@ -14,6 +14,16 @@ Some customers ignore email: the weekly newsletter reaches them (sent,
 delivered) and is never opened, which channel responsiveness should find
 (these sends are not activity and change no journey).
 
+With ``activation=True`` (for the activation agents' acceptance; the default keeps
+every other test's population byte for byte) two more kinds of shopper appear, each
+drawn from a random stream of its own:
+- **look builders** (``LOOK_SHARE``): each assembles one look, a theme of one product
+  per category (``themes``); most of their product views are of the look, their
+  purchases buy its items one category after another, and after a first purchase
+  they come back for up to three more (``GroundTruth.looks``);
+- email ignorers who **answer on social** (``ANSWERS_SOCIAL`` of those who never
+  opened an email): they comment on the brand's posts (``GroundTruth.answers_social``).
+
 ``GroundTruth`` records what the pipeline must recover: every valid raw event,
 the deliberately invalid ones (with the reason they must be dead-lettered),
 every conversion with its expected touches in order, and every customer.
@@ -36,6 +46,9 @@ MINUTE = 60_000
 DAY = 24 * HOUR
 
 IGNORES_EMAIL = 0.2  # share of customers who never open the newsletter
+LOOK_SHARE = 0.4  # activation population: shoppers who assemble a look across categories
+LOOK_VIEWS = 0.8  # share of a look builder's product views that are of their look
+ANSWERS_SOCIAL = 0.5  # activation population: email ignorers who comment on social
 
 # channel -> (popularity weight, true conversion effect)
 CHANNELS: dict[str, tuple[float, float]] = {
@@ -135,6 +148,10 @@ class GroundTruth:
     repeat_model: dict[str, float] = field(default_factory=dict)
     # customers who never open the newsletter (several unopened sends each)
     ignores_email: list[str] = field(default_factory=list)
+    # activation population: look builders and their look's products, and the email
+    # ignorers (who never opened an email) who answer on social
+    looks: dict[str, list[str]] = field(default_factory=dict)
+    answers_social: list[str] = field(default_factory=list)
 
     @property
     def strongest_channel(self) -> str:
@@ -158,6 +175,8 @@ class GroundTruth:
             "conversion_value_total": round(sum(c.value for c in self.conversions), 2),
             "repeat_model": self.repeat_model,
             "ignores_email": len(self.ignores_email),
+            "look_builders": len(self.looks),
+            "answers_social": len(self.answers_social),
             "repeat_purchases": len(self.conversions)
             - len({c.customer_id for c in self.conversions}),
         }
@@ -184,6 +203,7 @@ class PopulationGenerator:
         received_ms: int | None = None,
         store_share: float = 0.2,
         repeat_model: tuple[float, float, float, float] = REPEAT_MODEL,
+        activation: bool = False,
     ) -> None:
         self.n = customers
         self.seed = seed
@@ -200,6 +220,11 @@ class PopulationGenerator:
         self.products = [
             (f"p-{i:04d}", cat) for i, cat in enumerate(c for c in CATEGORIES for _ in range(10))
         ]
+        self.category_of = dict(self.products)
+        # look k: the k-th product of every category
+        self.themes = [[p for p, _ in self.products[k::10]] for k in range(10)]
+        self.activation = activation
+        self.look_rng = random.Random(seed * 104_729 + 3)
 
     # -- ids and time ---------------------------------------------------------------------
     def _id(self, *parts: object) -> str:
@@ -392,6 +417,7 @@ class PopulationGenerator:
         out: list[RawEvent] = []
         web_at = t
         if channel == "Email":
+            c["opened_email"] = True
             mid = self._id("m")
             out.append(self._message(c, t - 3 * HOUR, "email", "sent", mid))
             out.append(self._message(c, t - 3 * HOUR + 20_000, "email", "delivered", mid))
@@ -445,14 +471,14 @@ class PopulationGenerator:
             )
             return out
         elif channel == "Mobile App":
-            product, _cat = self.rng.choice(self.products)
+            product = self._viewed_product(c)
             out.append(self._mobile(c, t, "Application Opened"))
             out.append(self._mobile(c, t + 40_000, "Product Viewed", props={"product_id": product}))
             return out
         query, referrer = WEB_LANDING[channel]
         out.append(self._web(c, web_at, "page", query=query, referrer=referrer))
         for i in range(self.rng.randint(1, 3)):
-            product, _cat = self.rng.choice(self.products)
+            product = self._viewed_product(c)
             out.append(
                 self._web(
                     c,
@@ -479,7 +505,26 @@ class PopulationGenerator:
             out.append(login)
         return out
 
+    def _viewed_product(self, c: dict) -> str:
+        if c.get("look") and self.look_rng.random() < LOOK_VIEWS:
+            return self.look_rng.choice(c["look"])
+        return self.rng.choice(self.products)[0]
+
+    def _bought_product(self, c: dict) -> tuple[str, str]:
+        """A look builder buys the next item of their look; anyone else anything."""
+        rest = [p for p in c.get("look", ()) if p not in c["bought"]]
+        product = self.look_rng.choice(rest) if rest else self.rng.choice(self.products)[0]
+        c["bought"].append(product)
+        return product, self.category_of[product]
+
     def _customer(self, i: int) -> dict:
+        c = self._new_customer(i)
+        if self.activation and self.look_rng.random() < LOOK_SHARE:
+            c["look"] = self.look_rng.choice(self.themes)
+            self.truth.looks[c["id"]] = c["look"]
+        return c
+
+    def _new_customer(self, i: int) -> dict:
         return {
             "id": f"cust-{self.seed}-{i:06d}",
             "anon": f"anon-{self._id('a')}",
@@ -495,10 +540,12 @@ class PopulationGenerator:
             # how much this customer spends relative to the catalogue price (mean 1):
             # the between-customer spend heterogeneity the Gamma-Gamma model recovers
             "spend": self.rng.gammavariate(6.0, 1 / 6.0),
+            "bought": [],
+            "opened_email": False,
         }
 
     def _convert(self, c: dict, t: int, last_channel: str, paths: list[str]) -> list[RawEvent]:
-        product, category = self.rng.choice(self.products)
+        product, category = self._bought_product(c)
         mean, sd = CATEGORIES[category]
         price = round(max(5.0, self.rng.gauss(mean, sd) * c["spend"]), 2)
         discount = round(price * 0.1, 2) if self.rng.random() < 0.25 else 0.0
@@ -581,6 +628,7 @@ class PopulationGenerator:
                     "price": CATEGORIES[category][0],
                     "currency": "GBP",
                     "active": True,
+                    "in_stock": True,
                     "updated_at": self.start,
                 },
             )
@@ -599,6 +647,8 @@ class PopulationGenerator:
             events += self._customer_events(customers[-1], names, weights, span)
         # after every customer's own events, so that adding these changed none of them
         events += self._unopened_newsletters(customers, span)
+        if self.activation:
+            events += self._social_answers(customers, span)
         events.sort(key=lambda e: (self._time(e.record), e.record["event_id"]))
         eligible = [e for e in events if self._invalidatable(e)]
         rate = min(1.0, self.invalid_rate * len(events) / max(1, len(eligible)))
@@ -628,6 +678,38 @@ class PopulationGenerator:
                 events.append(self._message(c, t + 20_000, "email", "delivered", mid))
         return events
 
+    def _social_answers(self, customers: list[dict], span: int) -> list[RawEvent]:
+        """Comments on the brand's posts by ``ANSWERS_SOCIAL`` of the customers who got
+        newsletters and never opened an email."""
+        rng = random.Random(self.seed * 7919 + 2)
+        ignoring = set(self.truth.ignores_email)
+        events: list[RawEvent] = []
+        for c in customers:
+            if c["id"] not in ignoring or c["opened_email"] or rng.random() >= ANSWERS_SOCIAL:
+                continue
+            self.truth.answers_social.append(c["id"])
+            for _ in range(rng.randint(2, 4)):
+                events.append(self._social(c, self.start + rng.randrange(0, span), "comment"))
+        return events
+
+    def _look_purchases(
+        self, c: dict, t: int, names: list[str], weights: list[float]
+    ) -> tuple[list[RawEvent], int]:
+        """A look builder's return visits to buy more of their look (up to three, a
+        few days apart, each after a touch); the events and the last purchase's time."""
+        events: list[RawEvent] = []
+        end = self.start + (self.days - 7) * DAY  # complete in the data, as repeat purchases
+        for _ in range(self.look_rng.randint(1, 3)):
+            t += self.look_rng.randrange(DAY, 5 * DAY)
+            if t >= end or all(p in c["bought"] for p in c["look"]):
+                break
+            channel = self.rng.choices(names, weights)[0]
+            events += self._touch(c, channel, t, identify=True)
+            last = max(self._time(e.record) for e in events)
+            t = last + 10 * MINUTE
+            events += self._convert(c, t, channel, [channel])
+        return events, t
+
     def _customer_events(
         self, c: dict, names: list[str], weights: list[float], span: int
     ) -> list[RawEvent]:
@@ -654,6 +736,9 @@ class PopulationGenerator:
             events.append(self._web(c, last + 2 * MINUTE, "identify", referrer=f"{SITE}/"))
         converted = last + 10 * MINUTE
         events += self._convert(c, converted, path[-1], path)
+        if c.get("look"):
+            more, converted = self._look_purchases(c, converted, names, weights)
+            events += more
         return events + self._repeat_purchases(c, converted, names, weights)
 
     def _repeat_purchases(

@@ -112,6 +112,8 @@ class Product(faust.Record, include_metadata=False):
         price: List price in the currency below.
         currency: ISO 4217 currency code.
         active: False once the product is withdrawn.
+        in_stock: Whether the product can be delivered now; null: not known (treated as in
+            stock).
         updated_at: When the product record last changed, UTC. (epoch milliseconds)
     """
 
@@ -125,6 +127,7 @@ class Product(faust.Record, include_metadata=False):
     subcategory: str | None = None
     brand: str | None = None
     active: bool = True
+    in_stock: bool | None = None
 
 
 class ChannelDecision(faust.Record, include_metadata=False):

@@ -3,7 +3,10 @@
 A profile is a JSON-able state per customer, updated by touchpoints:
 
 - **observed** attributes, seen in the customer's own events: ``lifetime_value``
-  and ``order_count`` (conversions), ``last_channel``, ``device``;
+  and ``order_count`` (conversions), ``last_channel``, ``device``,
+  ``social_interactions`` (the customer's own mentions, comments, shares, likes and
+  click-throughs of the brand on social media: their responses on a channel the
+  brand does not send on, so it has no ``channel_responsiveness`` row);
 - **inferred** attributes, with the probability that they are right:
   ``preferred_category`` (share of the customer's product events in that
   category), ``preferred_channel`` (the messaging channel with the highest
@@ -48,6 +51,21 @@ DECLARED = {
     "marketing_opt_in": "marketing_opt_in",
 }
 MAX_MESSAGES = 500  # messages and visits kept per customer for responsiveness
+# every attribute a profile can carry (audiences and message variants may name only these)
+ATTRIBUTES = (
+    "declared_category",
+    "declared_channel",
+    "device",
+    "last_channel",
+    "lifetime_value",
+    "location",
+    "marketing_opt_in",
+    "order_count",
+    "predicted_value_365d",
+    "preferred_category",
+    "preferred_channel",
+    "social_interactions",
+)
 
 
 def new_profile() -> dict[str, Any]:
@@ -58,6 +76,7 @@ def new_profile() -> dict[str, Any]:
         "visits": [],  # [channel, time] of visits from messaging channels
         "categories": {},
         "orders": {},  # order id -> value
+        "social": 0,  # the customer's social interactions
         "seen": [],
         "updated_at": 0,
     }
@@ -100,6 +119,9 @@ def apply_touchpoint(profile: dict, tp: dict) -> bool:
         cats[tp["product_category"]] = cats.get(tp["product_category"], 0) + 1
         top, count = Counter(cats).most_common(1)[0]
         _set(profile, "preferred_category", top, "inferred", tp, count / sum(cats.values()))
+    if tp["source_system"] == "social":
+        profile["social"] = profile.get("social", 0) + 1
+        _set(profile, "social_interactions", profile["social"], "observed", tp)
     if not kind.startswith(("message_sent", "message_delivered", "order_")):
         _set(profile, "last_channel", tp["channel"], "observed", tp)
     traits = {k[6:]: v for k, v in tp["attributes"].items() if k.startswith("trait.")}

@@ -108,3 +108,19 @@ def test_declared_traits_become_declared_attributes():
     assert (
         attrs["location"]["probability"] is None and attrs["location"]["source_event_id"] == "ev-1"
     )
+
+
+def test_social_interactions_are_an_observed_attribute_counted_once_per_touchpoint():
+    profile = new_profile()
+    comments = [
+        tp(i, "social_comment", i * HOUR, source_system="social", channel="Social Post")
+        for i in range(3)
+    ]
+    for event in [*comments, comments[1]]:  # a replayed touchpoint changes nothing
+        apply_touchpoint(profile, event)
+    attribute = {a["name"]: a for a in profile_record("c1", profile)["attributes"]}[
+        "social_interactions"
+    ]
+    assert (attribute["value"], attribute["confidence"]) == ("3", "observed")
+    assert attribute["source_event_id"] == "ev-2"
+    assert all(row["channel"] != "social" for row in responsiveness(profile))
