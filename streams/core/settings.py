@@ -183,6 +183,27 @@ class FaustSettings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
 
 
+class ActivationSettings(BaseSettings):
+    """The activation agents (``JOURNEYBUS__ACTIVATION__*``, ``streams.activation``).
+
+    ``audiences_file`` and ``messages_file`` declare the audiences and each audience's
+    curated message variants (YAML); unset, the examples shipped with journeybus
+    (``streams/activation/defaults/``) are used. ``inferred_floor`` is the guardrail of
+    personalisation: a message may use observed and declared attributes, and inferred
+    ones only with at least this probability; ``max_variants`` caps the distinct
+    variants an audience's set may hold (one retailer's 13 million variants frightened
+    its customers; it went back to 10).
+    """
+
+    model_config = _section("ACTIVATION")
+
+    audiences_file: Path | None = None
+    messages_file: Path | None = None
+    inferred_floor: float = Field(default=0.8, ge=0, le=1)
+    max_variants: int = Field(default=10, ge=1, le=1000)
+    feed_size: int = Field(default=10, ge=1, le=100)
+
+
 class Settings(BaseSettings):
     """All journeybus settings; each section reads its own environment variables."""
 
@@ -198,6 +219,7 @@ class Settings(BaseSettings):
     journeys: JourneysSettings = Field(default_factory=JourneysSettings)
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
     faust: FaustSettings = Field(default_factory=FaustSettings)
+    activation: ActivationSettings = Field(default_factory=ActivationSettings)
 
 
 @lru_cache(maxsize=1)
