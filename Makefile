@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test test-fast lint format models clean broker bench bench-profile bench-e2e bench-guard bench-durability bench-faust soak crash fuzz
+.PHONY: help install demo test test-fast lint format models clean broker bench bench-profile bench-e2e bench-guard bench-durability bench-faust bench-activation soak crash fuzz
 
 help:
 	@echo "make demo   - set up and run the whole pipeline on the embedded broker with demo data"
@@ -88,6 +88,10 @@ bench-profile: $(STAMP)
 # the Faust toolkit: codec and models per record, an example agent's throughput
 bench-faust: $(STAMP)
 	$(BIN)/python -m bench.faust_toolkit 20000
+
+# activation: the product feed against the same-category baseline (held-out purchases)
+bench-activation: $(STAMP)
+	$(BIN)/python -m bench.activation_feed 3000
 
 broker: $(STAMP)
 	$(BIN)/journeybus broker
