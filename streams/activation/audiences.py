@@ -10,10 +10,10 @@ published twice is one row downstream.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from streams.activation.definitions import Audience, Condition
+from streams.activation.ids import stable_id
 
 Attributes = dict[str, dict[str, Any]]  # name -> {value, confidence, probability}
 
@@ -85,8 +85,7 @@ def evaluate(audience: Audience, attributes: Attributes) -> tuple[bool, str, lis
 
 
 def change_id(audience: Audience, customer: str, version: int) -> str:
-    raw = f"{audience.name}|{audience.version}|{customer}|{version}"
-    return "aud-" + hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
+    return stable_id("aud", audience.name, audience.version, customer, version)
 
 
 def audience_changes(

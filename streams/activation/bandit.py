@@ -19,6 +19,7 @@ import string
 from typing import Any
 
 from streams.activation.definitions import Variant
+from streams.activation.ids import stable_id
 
 CHANNEL_ORDER = ("email", "push", "sms", "social")
 
@@ -77,7 +78,7 @@ def decide(
         raise ValueError(f"{len(variants)} variants above the cap of {cap}")
     rid = request["request_id"]
     rng = random.Random(hashlib.blake2b(rid.encode(), digest_size=8).digest())
-    message_id = "md-" + hashlib.blake2b(f"msg|{rid}".encode(), digest_size=8).hexdigest()
+    message_id = stable_id("md", rid)
     out = {
         "decision_id": rid,
         "request_id": rid,

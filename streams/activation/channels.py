@@ -17,9 +17,9 @@ nothing; ids are deterministic.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
+from streams.activation.ids import stable_id
 from streams.profiles.logic import MIN_SENT
 
 SOCIAL = "social"
@@ -80,8 +80,7 @@ def channel_decisions(
 
 
 def decision_id(customer: str, channel: str, decision: str, version: int) -> str:
-    raw = f"{customer}|{channel}|{decision}|{version}"
-    return "chd-" + hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
+    return stable_id("chd", customer, channel, decision, version)
 
 
 def decision_changes(

@@ -17,10 +17,11 @@ active, are never in it. Each item says which product of theirs it completes.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+
+from streams.activation.ids import stable_id
 
 VIEWED_WEIGHT = 0.25
 VIEW_ANCHOR = 0.5
@@ -132,8 +133,7 @@ def available(product: dict[str, Any] | None) -> bool:
 
 
 def feed_id(customer: str, touchpoint_id: str) -> str:
-    raw = f"{customer}|{touchpoint_id}"
-    return "feed-" + hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
+    return stable_id("feed", customer, touchpoint_id)
 
 
 def feed_record(
