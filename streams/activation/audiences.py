@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.activation.definitions import Audience, Condition
+from streams.activation.definitions import Audience, Condition, attribute_used, confident
 from streams.activation.ids import stable_id
 
 Attributes = dict[str, dict[str, Any]]  # name -> {value, confidence, probability}
@@ -20,14 +20,7 @@ Attributes = dict[str, dict[str, Any]]  # name -> {value, confidence, probabilit
 
 def accepted(attribute: dict[str, Any] | None, audience: Audience) -> bool:
     """Whether the audience accepts this attribute's confidence."""
-    if attribute is None or attribute.get("value") is None:
-        return False
-    confidence = attribute["confidence"]
-    if confidence not in audience.confidence:
-        return False
-    return confidence != "inferred" or (attribute.get("probability") or 0.0) >= (
-        audience.min_probability
-    )
+    return confident(attribute, audience.confidence, audience.min_probability)
 
 
 def _number(value: Any) -> float | None:
@@ -67,12 +60,7 @@ def evaluate(audience: Audience, attributes: Attributes) -> tuple[bool, str, lis
         result = holds(condition, value)
         results.append(result)
         if attribute is not None:
-            used[condition.attribute] = {
-                "name": condition.attribute,
-                "value": attribute.get("value"),
-                "confidence": attribute["confidence"],
-                "probability": attribute.get("probability"),
-            }
+            used[condition.attribute] = attribute_used(condition.attribute, attribute)
         shown = "unknown" if value is None else value
         if attribute is not None and not ok_confidence:
             shown = f"{attribute.get('value')} ({attribute['confidence']}, not accepted)"

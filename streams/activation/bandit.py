@@ -18,7 +18,7 @@ import random
 import string
 from typing import Any
 
-from streams.activation.definitions import Variant
+from streams.activation.definitions import CONFIDENCES, Variant, attribute_used, confident
 from streams.activation.ids import stable_id
 
 CHANNEL_ORDER = ("email", "push", "sms", "social")
@@ -26,11 +26,7 @@ CHANNEL_ORDER = ("email", "push", "sms", "social")
 
 def usable(attribute: dict[str, Any] | None, floor: float) -> bool:
     """Whether personalisation may use this attribute."""
-    if attribute is None or attribute.get("value") is None:
-        return False
-    if attribute["confidence"] in ("observed", "declared"):
-        return True
-    return attribute["confidence"] == "inferred" and (attribute.get("probability") or 0) >= floor
+    return confident(attribute, CONFIDENCES, floor)
 
 
 def eligible(
@@ -116,15 +112,7 @@ def decide(
             "variant": chosen.id,
             "channel": channel,
             "content": string.Formatter().vformat(chosen.text, (), values),
-            "attributes_used": [
-                {
-                    "name": a,
-                    "value": attributes[a]["value"],
-                    "confidence": attributes[a]["confidence"],
-                    "probability": attributes[a].get("probability"),
-                }
-                for a in chosen.attributes
-            ],
+            "attributes_used": [attribute_used(a, attributes[a]) for a in chosen.attributes],
             "sampled_rate": round(draw, 6),
             "reason": (
                 f"Thompson draw {draw:.3f}, best of {len(candidates)} eligible variants on "

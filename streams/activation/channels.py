@@ -46,8 +46,7 @@ def channel_decisions(
     for row in rows:
         channel = row["channel"]
         elsewhere = sorted(set(answering) - {channel})
-        base = {"sent": row["sent"], "responses": row["responses"]}
-        base["response_rate"] = row["response_rate"]
+        base = {k: row[k] for k in ("sent", "responses", "response_rate")}
         if row["sent"] >= MIN_SENT and row["responses"] == 0 and elsewhere:
             where = ", ".join(f"{c} ({answering[c]})" for c in elsewhere)
             decision = "suppress"

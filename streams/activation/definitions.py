@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,28 @@ class Variant:
     text: str
     channels: tuple[str, ...]
     attributes: tuple[str, ...] = field(default=())  # the placeholders of ``text``
+
+
+def confident(attribute: dict[str, Any] | None, confidences: Iterable[str], floor: float) -> bool:
+    """Whether an attribute (``{value, confidence, probability}``) is known well enough:
+    a value, a confidence among ``confidences``, and if inferred, a probability of at
+    least ``floor``. Audiences and personalisation both decide by this rule."""
+    if attribute is None or attribute.get("value") is None:
+        return False
+    confidence = attribute["confidence"]
+    if confidence not in confidences:
+        return False
+    return confidence != "inferred" or (attribute.get("probability") or 0.0) >= floor
+
+
+def attribute_used(name: str, attribute: dict[str, Any]) -> dict[str, Any]:
+    """The ``AttributeUsed`` record of an attribute a decision read."""
+    return {
+        "name": name,
+        "value": attribute.get("value"),
+        "confidence": attribute["confidence"],
+        "probability": attribute.get("probability"),
+    }
 
 
 def _fail(path: Path, where: str, problem: str) -> DefinitionError:
@@ -147,9 +170,8 @@ def _audience(path: Path, index: int, raw: Any, floor: float) -> Audience:
     if not isinstance(confidence, list) or not confidence or set(confidence) - set(CONFIDENCES):
         raise _fail(path, f"{where}: confidence", f"a non-empty list of {', '.join(CONFIDENCES)}")
     probability = raw.get("min_probability", floor)
-    if isinstance(probability, bool) or not isinstance(probability, int | float):
-        raise _fail(path, f"{where}: min_probability", "a number from 0 to 1")
-    if not 0 <= probability <= 1:
+    number = not isinstance(probability, bool) and isinstance(probability, int | float)
+    if not number or not 0 <= probability <= 1:
         raise _fail(path, f"{where}: min_probability", "a number from 0 to 1")
     version = hashlib.blake2b(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS), digest_size=5)
     return Audience(
