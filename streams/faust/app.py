@@ -91,10 +91,18 @@ class BusApp(faust.App):
     catalogue topic (``bus``) and the runtime's dead letters (``dead_letters``)."""
 
     def __init__(
-        self, app_id: str, *, settings: Settings, codec: Codec | None = None, **options: Any
+        self,
+        app_id: str,
+        *,
+        settings: Settings,
+        bootstrap: str,
+        codec: Codec | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(app_id, **options)
         self.settings = settings
+        # the cluster's bootstrap servers, for side inputs and tools beside Faust
+        self.bootstrap = bootstrap
         # read by streams.faust.transport when the worker's consumer is created
         self.journeybus_fetch_max_wait_ms = settings.faust.fetch_max_wait_ms
         self.codec = codec or make_codec(settings)
@@ -155,4 +163,4 @@ def bus_app(
     options = {**faust_options(app_id, settings, bootstrap), **overrides}
     # Faust creates only the last directory of its datadir
     Path(options["datadir"]).parent.mkdir(parents=True, exist_ok=True)
-    return BusApp(app_id, settings=settings, **options)
+    return BusApp(app_id, settings=settings, bootstrap=bootstrap, **options)
