@@ -79,4 +79,3 @@ class Batch:
         self._sends.clear()
         self._writes.clear()
         return sent
-

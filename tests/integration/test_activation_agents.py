@@ -95,13 +95,18 @@ def test_profiles_become_audience_changes_and_channel_decisions(bootstrap, tmp_p
         publish(bootstrap, PROFILES, [ignorer, responsive])
         # version 2: the responsive customer's score falls below high-value; a late
         # version 1 of the ignorer changes nothing
-        lower = [attribute("order_count", 2), attribute("predicted_value_365d", 40, "inferred", 0.7)]
+        lower = [
+            attribute("order_count", 2),
+            attribute("predicted_value_365d", 40, "inferred", 0.7),
+        ]
         publish(bootstrap, PROFILES, [profile("c-responsive", 2, lower, [row("email", 12, 4)])])
         publish(bootstrap, PROFILES, [{**ignorer, "attributes": []}])
         changes = read_topic(bootstrap, AUDIENCES, count=4, settle_s=3)
         decisions = read_topic(bootstrap, CHANNEL_DECISIONS, count=4, settle_s=1)
 
-    seen = {(v["customer_key"], v["audience"], v["change"], v["profile_version"]) for _, v in changes}
+    seen = {
+        (v["customer_key"], v["audience"], v["change"], v["profile_version"]) for _, v in changes
+    }
     assert seen == {
         ("c-ignorer", "social-voices", "entered", 1),
         ("c-responsive", "repeat-buyers", "entered", 1),
@@ -109,9 +114,16 @@ def test_profiles_become_audience_changes_and_channel_decisions(bootstrap, tmp_p
         ("c-responsive", "high-value", "exited", 2),
     }
     assert len(changes) == len(seen), "each change once"
-    entered = next(v for _, v in changes if v["audience"] == "high-value" and v["change"] == "entered")
+    entered = next(
+        v for _, v in changes if v["audience"] == "high-value" and v["change"] == "entered"
+    )
     assert entered["attributes_used"] == [
-        {"name": "predicted_value_365d", "value": "150", "confidence": "inferred", "probability": 0.7}
+        {
+            "name": "predicted_value_365d",
+            "value": "150",
+            "confidence": "inferred",
+            "probability": 0.7,
+        }
     ]
     assert all(k == v["customer_key"] for k, v in changes + decisions), "keyed by customer"
 
@@ -151,8 +163,13 @@ def test_message_requests_are_decided_within_the_guardrail_and_learn_from_respon
         # every decided message of the loyalty variant is opened: it should win
         (tp, *_) = example_records(TOUCHPOINTS)
         opens = [
-            {**tp, "touchpoint_id": f"open-{v['message_id']}", "customer_key": v["customer_key"],
-             "event_type": "message_opened", "message_id": v["message_id"]}  # fmt: skip
+            {
+                **tp,
+                "touchpoint_id": f"open-{v['message_id']}",
+                "customer_key": v["customer_key"],
+                "event_type": "message_opened",
+                "message_id": v["message_id"],
+            }
             for _, v in first
             if v["variant"] == "loyalty-points"
         ]
@@ -223,15 +240,22 @@ def test_the_feed_completes_the_look_and_leaves_out_bought_and_out_of_stock(boot
     # earlier shoppers bought hat-1 with shoe-1 and bag-1 (and bag-2, now out of stock)
     history = []
     for i in range(3):
-        for n, (pid, cat) in enumerate([("hat-1", "Hats"), ("shoe-1", "Shoes"),
-                                        ("bag-1", "Bags"), ("bag-2", "Bags")]):  # fmt: skip
+        for n, (pid, cat) in enumerate(
+            [("hat-1", "Hats"), ("shoe-1", "Shoes"), ("bag-1", "Bags"), ("bag-2", "Bags")]
+        ):
             history.append(touch(f"c-past-{i}", n, pid, "purchase", cat))
     with worker(bootstrap, tmp_path):
         publish(bootstrap, CATALOG, catalogue)
         publish(bootstrap, TOUCHPOINTS, history)
         read_topic(bootstrap, RECOMMENDATIONS, count=1, until=lambda f: len(f) >= 9, settle_s=1)
-        publish(bootstrap, TOUCHPOINTS, [touch("c-new", 0, "hat-1", "purchase", "Hats"),
-                                         touch("c-new", 1, "shoe-1", "purchase", "Shoes")])  # fmt: skip
+        publish(
+            bootstrap,
+            TOUCHPOINTS,
+            [
+                touch("c-new", 0, "hat-1", "purchase", "Hats"),
+                touch("c-new", 1, "shoe-1", "purchase", "Shoes"),
+            ],
+        )
         feeds = read_topic(
             bootstrap,
             RECOMMENDATIONS,
@@ -251,8 +275,14 @@ def test_kill_9_of_the_activation_worker_loses_no_change(bootstrap, tmp_path):
     only as at-least-once allows, with the same change id)."""
     customers = 3000
     updates = [
-        profile(f"c-{i}", version, [attribute("order_count", version + i % 3),
-                                    attribute("social_interactions", (i + version) % 2)])  # fmt: skip
+        profile(
+            f"c-{i}",
+            version,
+            [
+                attribute("order_count", version + i % 3),
+                attribute("social_interactions", (i + version) % 2),
+            ],
+        )
         for version in (1, 2, 3)
         for i in range(customers)
     ]
@@ -262,7 +292,9 @@ def test_kill_9_of_the_activation_worker_loses_no_change(bootstrap, tmp_path):
     for p in updates:
         attrs = {a["name"]: a for a in p["attributes"]}
         state = states.setdefault(p["customer_key"], {})
-        for change in audience_changes(state, p["customer_key"], p["version"], attrs, defined, 0, 0):
+        for change in audience_changes(
+            state, p["customer_key"], p["version"], attrs, defined, 0, 0
+        ):
             expected.add(change["change_id"])
     agent = worker(bootstrap, tmp_path).start()
     try:
