@@ -89,9 +89,12 @@ bench-profile: $(STAMP)
 bench-faust: $(STAMP)
 	$(BIN)/python -m bench.faust_toolkit 20000
 
-# activation: the product feed against the same-category baseline (held-out purchases)
+# activation: the product feed against the same-category baseline (held-out purchases),
+# audience latency at 500 profile updates/s, suppression against the generated truth
 bench-activation: $(STAMP)
 	$(BIN)/python -m bench.activation_feed 3000
+	$(BIN)/python -m bench.activation_latency 500 60
+	$(BIN)/python -m bench.activation_suppression 3000
 
 broker: $(STAMP)
 	$(BIN)/journeybus broker

@@ -152,6 +152,8 @@ class GroundTruth:
     # ignorers (who never opened an email) who answer on social
     looks: dict[str, list[str]] = field(default_factory=dict)
     answers_social: list[str] = field(default_factory=list)
+    # customers who opened at least one email (responsive on email)
+    opens_email: list[str] = field(default_factory=list)
 
     @property
     def strongest_channel(self) -> str:
@@ -649,6 +651,7 @@ class PopulationGenerator:
         events += self._unopened_newsletters(customers, span)
         if self.activation:
             events += self._social_answers(customers, span)
+        self.truth.opens_email = [c["id"] for c in customers if c["opened_email"]]
         events.sort(key=lambda e: (self._time(e.record), e.record["event_id"]))
         eligible = [e for e in events if self._invalidatable(e)]
         rate = min(1.0, self.invalid_rate * len(events) / max(1, len(eligible)))

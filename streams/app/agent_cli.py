@@ -45,23 +45,33 @@ def agent_new(name: str, topic: str, directory: Path) -> None:
 @click.option(
     "--dir",
     "directory",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    type=click.Path(path_type=Path, file_okay=False),
     default=AGENTS_DIR,
     show_default=True,
     help="Where the agent module is (NAME.py, or a dotted module name from there).",
 )
+@click.option(
+    "--bus",
+    "shipped",
+    is_flag=True,
+    help="NAME is a module shipped with journeybus (streams.activation.agents), not in --dir.",
+)
 @click.option("--log-level", default="warn", show_default=True)
-def agent_run(name: str, directory: Path, log_level: str) -> None:
+def agent_run(name: str, directory: Path, shipped: bool, log_level: str) -> None:
     """Run the Faust worker of agent NAME until Ctrl-C (``python -m faust -A NAME worker``).
 
     The bus comes from the usual settings (KAFKA_BOOTSTRAP_SERVERS, or the embedded
     broker of ``journeybus up``); uvloop when installed, as measured in bench/."""
 
-    module = directory / (name.replace(".", "/") + ".py")
-    if not module.exists():
-        raise FatalError(f"no agent {name!r}: {module} does not exist")
-    path = os.pathsep.join(filter(None, [str(directory.resolve()), os.environ.get("PYTHONPATH")]))
-    os.environ["PYTHONPATH"] = path
+    if shipped:
+        if importlib.util.find_spec(name) is None:
+            raise FatalError(f"no journeybus agent module {name!r}")
+    else:
+        module = directory / (name.replace(".", "/") + ".py")
+        if not module.exists():
+            raise FatalError(f"no agent {name!r}: {module} does not exist")
+        path = [str(directory.resolve()), os.environ.get("PYTHONPATH")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, path))
     command = [sys.executable, "-m", "faust", "-A", name]
     if importlib.util.find_spec("uvloop") is not None:
         command += ["--loop", "uvloop"]

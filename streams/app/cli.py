@@ -670,10 +670,16 @@ def attribution_compute(
     help="A polling source connector to run too (repeatable). postgres-fulfillment runs "
     "by default when CONNECTORS__POSTGRES_FULFILLMENT__DSN is set.",
 )
+@click.option(
+    "--activation/--no-activation",
+    default=True,
+    show_default=True,
+    help="Run the activation agents (audiences, channel and message decisions, product feed).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def up(
     workers: int, metrics_base_port: int, collector_port: int, registry_port: int,
-    sources: tuple[str, ...], log_level: str,
+    sources: tuple[str, ...], activation: bool, log_level: str,
 ) -> None:  # fmt: skip
     """Run the whole local stack as supervised processes until Ctrl-C."""
     if os.environ.get("CONNECTORS__POSTGRES_FULFILLMENT__DSN"):
@@ -689,6 +695,7 @@ def up(
         collector_port=collector_port or None,
         registry_port=registry_port or None,
         sources=sources,
+        activation=activation,
         stopping=stop,
     )
     try:

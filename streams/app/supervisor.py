@@ -5,8 +5,9 @@ names a cluster), creates the topics, then runs each component as a child
 process: one per stream stage (``--workers N``: N per stage, sharing partitions
 through the consumer group), the DuckDB sink, the HTTP collector
 (``collector_port``), the schema registry serving the catalogue (``registry_port``)
-and polling sources (``sources``, e.g.
-``postgres-fulfillment``). A child that exits is restarted with exponential
+polling sources (``sources``, e.g.
+``postgres-fulfillment``) and the activation agents' Faust worker (``activation``:
+audiences, channel and message decisions, the product feed). A child that exits is restarted with exponential
 backoff (1 s doubling to 30 s, reset after a minute of good health) and the exit
 is logged. The broker and its store are supervised too: one that dies is logged
 and restarted at once on the same ports (the store first); the children
@@ -37,6 +38,7 @@ from streams.core.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 BACKOFF_START_S, BACKOFF_MAX_S, HEALTHY_AFTER_S = 1.0, 30.0, 60.0
+ACTIVATION_AGENTS = "streams.activation.agents"  # the bus's own Faust app
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Supervisor:
     collector_port: int | None = None  # None: no HTTP collector
     registry_port: int | None = None  # None: no schema registry
     sources: tuple[str, ...] = ()  # polling source connectors to run (connector run NAME)
+    activation: bool = True  # the activation agents (audiences, decisions, feed)
     base_metrics_port: int = 9400
     stop_timeout_s: float = 5.0
     children: list[Child] = field(default_factory=list)
@@ -116,6 +119,8 @@ class Supervisor:
             specs.append(("collector", [*exe, "collect", "--port", str(self.collector_port)]))
         for name in self.sources:
             specs.append((name, [*exe, "connector", "run", name]))
+        if self.activation:
+            specs.append(("activation", [*exe, "agent", "run", ACTIVATION_AGENTS, "--bus"]))
         if self.registry_port is not None:
             specs.append(
                 ("registry", [*exe, "registry", "serve", "--port", str(self.registry_port)])
