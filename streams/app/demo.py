@@ -34,6 +34,7 @@ from connectors.generator.population import ExpectedJourney, PopulationGenerator
 from connectors.generator.via_collector import publish_via_collector
 from connectors.sinks.duckdb.query import connect_read_only, run_query, run_report
 from connectors.sinks.duckdb.sink import DuckDBSinkSettings
+from streams.app.demo_activation import run_campaign, wait_until_quiet
 from streams.app.supervisor import Supervisor
 from streams.core.broker import LOG_DIR, running_embedded_bootstrap
 from streams.core.codec import make_codec
@@ -118,13 +119,7 @@ def _null_paths(settings: Settings) -> int:
 
 def _wait_for_null_paths(settings: Settings, quiet_s: float = 4.0, timeout_s: float = 30.0) -> None:
     """Null paths close a little after the conversions: wait until they stop changing."""
-    deadline = time.monotonic() + timeout_s
-    last, since = _null_paths(settings), time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
-        time.sleep(0.5)
-        now = _null_paths(settings)
-        if now != last:
-            last, since = now, time.monotonic()
+    wait_until_quiet(lambda: _null_paths(settings), quiet_s, timeout_s)
 
 
 def free_port() -> int:
@@ -267,6 +262,8 @@ def run_demo(
                 f"see {settings.runtime_dir / 'logs'}"
             )
         _wait_for_null_paths(settings)
+        if supervisor.activation:
+            click.echo(run_campaign(settings, bootstrap, seed))
         runs = remember_run(settings.runtime_dir, run)
         held = ", ".join(f"seed {r['seed']} ({r['customers']:,} customers)" for r in runs)
         click.echo(

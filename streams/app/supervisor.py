@@ -4,11 +4,11 @@ Starts the embedded broker and its object store (unless ``KAFKA_BOOTSTRAP_SERVER
 names a cluster), creates the topics, then runs each component as a child
 process: one per stream stage (``--workers N``: N per stage, sharing partitions
 through the consumer group), the DuckDB sink, the HTTP collector
-(``collector_port``), the schema registry serving the catalogue (``registry_port``)
-polling sources (``sources``, e.g.
-``postgres-fulfillment``) and the activation agents' Faust worker (``activation``:
-audiences, channel and message decisions, the product feed). A child that exits is restarted with exponential
-backoff (1 s doubling to 30 s, reset after a minute of good health) and the exit
+(``collector_port``), the schema registry serving the catalogue (``registry_port``),
+polling sources (``sources``, e.g. ``postgres-fulfillment``) and the activation
+agents' Faust worker (``activation``: audiences, channel and message decisions, the
+product feed). A child that exits is restarted with exponential backoff (1 s
+doubling to 30 s, reset after a minute of good health) and the exit
 is logged. The broker and its store are supervised too: one that dies is logged
 and restarted at once on the same ports (the store first); the children
 reconnect by themselves. A broker whose log is in memory comes back empty: the

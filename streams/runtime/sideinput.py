@@ -100,18 +100,36 @@ class SideInput:
         return count
 
     def catch_up(self, quiet_polls: int = 2, timeout_s: float = 120.0) -> int:
-        """Read until nothing new arrives for ``quiet_polls`` polls of half a second.
+        """Read up to the end each partition had when called, then until nothing new
+        arrives for ``quiet_polls`` polls of half a second.
 
         A stage restores its side inputs before its first batch, so that it does
-        not process events with a lookup table missing what it knew before.
+        not process events with a lookup table missing what it knew before. Quiet
+        polls alone are not enough: the first fetches of a new consumer can take
+        longer than they last (found by the activation agents' kill test, whose
+        restarted worker once read an empty catalogue).
         """
         deadline = time.monotonic() + timeout_s
+        ends = self._ends()
         quiet = applied = 0
-        while quiet < quiet_polls and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (quiet < quiet_polls or not self._reached(ends)):
             count = self.poll(timeout_s=0.5)
             applied += count
             quiet = quiet + 1 if count == 0 else 0
         return applied
+
+    def _ends(self) -> dict[int, int]:
+        """The end now (high watermark) of each assigned partition holding records."""
+        ends = {}
+        for tp in self.consumer.assignment():
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=10)
+            if high > low:
+                ends[tp.partition] = high
+        return ends
+
+    def _reached(self, ends: dict[int, int]) -> bool:
+        positions = self.consumer.position([TopicPartition(self.topic, p) for p in ends])
+        return all(tp.offset >= ends[tp.partition] for tp in positions)
 
     def close(self) -> None:
         self.consumer.close()

@@ -139,6 +139,10 @@ def test_page_loads_without_console_errors_and_every_chart_has_data(dashboard, p
         "ingest",
         "freshness",
         "dead-letters",
+        "audiences",
+        "channel-decisions",
+        "message-variants",
+        "feed-categories",
     } <= names
     assert all(points > 0 for _, points in charts), charts
     assert page.locator("figure.chart svg").count() == len(charts)
@@ -187,6 +191,24 @@ def test_paths_cohorts_and_responsiveness_equal_their_views(dashboard, demo_data
         (r["channel"], r["recommendation"], r["preferred_channel"]): r["customers"] for r in rows
     }
     assert any(r["recommendation"] == "suppress" for r in rows), "the demo has email to stop"
+
+
+def test_activation_numbers_equal_their_views(dashboard, demo_database, page):
+    page.goto(f"{dashboard}/?period=all")
+    members = {dict(d)["audience"]: v for (_, *d), v in numbers(page, "activation.members").items()}
+    rows = query("SELECT audience, count(*) AS n FROM audience_members GROUP BY ALL", demo_database)
+    assert members == {r["audience"]: r["n"] for r in rows} and members
+    decisions = {
+        (d["channel"], d["decision"]): v
+        for (_, *dims), v in numbers(page, "activation.decisions").items()
+        for d in [dict(dims)]
+    }
+    rows = query("SELECT * FROM channel_decision_counts", demo_database)
+    assert decisions == {(r["channel"], r["decision"]): r["customers"] for r in rows}
+    assert decisions.get(("email", "suppress"), 0) > 0, "the demo has email to suppress"
+    variants = query("SELECT count(*) AS n FROM message_variant_share", demo_database)
+    shown = page.eval_on_selector('figure[data-chart="message-variants"]', "e => +e.dataset.points")
+    assert shown == variants[0]["n"] > 0, "the demo's campaign was decided"
 
 
 def test_a_period_change_updates_the_numbers(dashboard, demo_database, page):

@@ -4,6 +4,7 @@ responses, the product feed, and kill -9 of the worker in the middle of a run.""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from streams.activation.audiences import audience_changes
 from streams.activation.definitions import load_audiences
+from streams.activation.feed import feed_id
 from streams.core.topics import (
     AUDIENCES,
     CATALOG,
@@ -269,11 +271,8 @@ def test_the_feed_completes_the_look_and_leaves_out_bought_and_out_of_stock(boot
     assert feed["categories"] == 1 and feed["customer_key"] == "c-new"
 
 
-def test_kill_9_of_the_activation_worker_loses_no_change(bootstrap, tmp_path):
-    """Thousands of profile updates; the worker is SIGKILLed once changes flow and
-    restarted: every audience change the definitions imply is published (duplicates
-    only as at-least-once allows, with the same change id)."""
-    customers = 3000
+def kill_run_inputs(customers: int) -> tuple[list, list, list, list]:
+    """Profile updates, send requests, a catalogue and the product touches of a kill run."""
     updates = [
         profile(
             f"c-{i}",
@@ -286,8 +285,45 @@ def test_kill_9_of_the_activation_worker_loses_no_change(bootstrap, tmp_path):
         for version in (1, 2, 3)
         for i in range(customers)
     ]
+    (example, *_) = example_records(MESSAGE_REQUESTS)
+    requests = [
+        {**example, "request_id": f"r-{i}", "customer_key": f"c-{i}", "audience": "repeat-buyers"}
+        for i in range(customers)
+    ]
+    categories = ["Hats", "Shoes", "Bags", "Coats"]
+    catalogue = [product(f"p-{n}", categories[n % 4]) for n in range(20)]
+    touches = []
+    for i in range(customers // 2):
+        bought, viewed = f"p-{i % 20}", f"p-{(i + 7) % 20}"
+        touches += [
+            touch(f"c-{i}", 0, bought, "purchase", categories[i % 20 % 4]),
+            touch(f"c-{i}", 1, viewed, "view", categories[(i + 7) % 20 % 4]),
+        ]
+    return updates, requests, catalogue, touches
+
+
+def history(shoppers: int = 40) -> list[dict]:
+    """Earlier shoppers who bought one product of each category (any of five): the
+    model's start, with more in every category than one shopper buys."""
+    categories = ["Hats", "Shoes", "Bags", "Coats"]
+    return [
+        touch(
+            f"past-{s}", n, f"p-{4 * random.Random(s * 31 + n).randrange(5) + n}", "purchase", cat
+        )
+        for s in range(shoppers)
+        for n, cat in enumerate(categories)
+    ]
+
+
+def test_kill_9_of_the_activation_worker_loses_no_output(bootstrap, tmp_path):
+    """Thousands of profile updates, send requests and product touches; the worker is
+    SIGKILLed once outputs flow and restarted: every audience change the definitions
+    imply, a decision for every request and a feed for every touch are published
+    (duplicates only as at-least-once allows, with the same ids)."""
+    customers = 3000
+    updates, requests, catalogue, touches = kill_run_inputs(customers)
     defined = load_audiences()
-    expected = set()
+    changes = set()
     states: dict[str, dict] = {}
     for p in updates:
         attrs = {a["name"]: a for a in p["attributes"]}
@@ -295,25 +331,58 @@ def test_kill_9_of_the_activation_worker_loses_no_change(bootstrap, tmp_path):
         for change in audience_changes(
             state, p["customer_key"], p["version"], attrs, defined, 0, 0
         ):
-            expected.add(change["change_id"])
+            changes.add(change["change_id"])
+    feeds = {feed_id(t["customer_key"], t["touchpoint_id"]) for t in touches}
     agent = worker(bootstrap, tmp_path).start()
     try:
+        publish(bootstrap, CATALOG, catalogue)
+        past = history()
+        publish(bootstrap, TOUCHPOINTS, past)
+        last = past[-1]["touchpoint_id"]
+        read_topic(
+            bootstrap,
+            RECOMMENDATIONS,
+            count=1,
+            timeout_s=120,
+            until=lambda f: any(v["trigger_touchpoint_id"] == last for _, v in f),
+        )
         publish(bootstrap, PROFILES, updates)
-        read_topic(bootstrap, AUDIENCES, count=len(expected) // 5, timeout_s=120)
+        publish(bootstrap, MESSAGE_REQUESTS, requests)
+        publish(bootstrap, TOUCHPOINTS, touches)
+        read_topic(bootstrap, AUDIENCES, count=len(changes) // 5, timeout_s=120)
         agent.kill()
         agent = worker(bootstrap, tmp_path).start()
-        found = read_topic(
-            bootstrap,
-            AUDIENCES,
-            count=len(expected),
-            timeout_s=180,
-            until=lambda f: {v["change_id"] for _, v in f} >= expected,
-        )
+        found = {
+            topic: read_topic(
+                bootstrap,
+                topic,
+                count=len(expected),
+                timeout_s=180,
+                until=lambda f, field=field, expected=expected: (
+                    {v[field] for _, v in f} >= expected
+                ),
+            )
+            for topic, field, expected in (
+                (AUDIENCES, "change_id", changes),
+                (MESSAGE_DECISIONS, "decision_id", {r["request_id"] for r in requests}),
+                (RECOMMENDATIONS, "feed_id", feeds),
+            )
+        }
     finally:
         agent.stop()
-    ids = Counter(v["change_id"] for _, v in found)
-    missing = expected - set(ids)
-    assert not missing, f"{len(missing)} of {len(expected)} changes lost"
-    assert set(ids) == expected, "no change the definitions do not imply"
-    duplicates = sum(ids.values()) - len(ids)
-    print(f"kill -9: {len(expected)} changes, {duplicates} duplicates")
+    for topic, field, expected in (
+        (AUDIENCES, "change_id", changes),
+        (MESSAGE_DECISIONS, "decision_id", {r["request_id"] for r in requests}),
+        (RECOMMENDATIONS, "feed_id", feeds),
+    ):
+        ids = Counter(v[field] for _, v in found[topic] if v[field] in expected)
+        missing = expected - set(ids)
+        if missing:
+            log = (tmp_path / "activation.log").read_bytes()[-3000:].decode(errors="replace")
+            pytest.fail(
+                f"{topic}: {len(missing)} of {len(expected)} lost, e.g. {sorted(missing)[:3]}; "
+                f"the worker's log ends:\n{log}"
+            )
+        duplicates = sum(ids.values()) - len(ids)
+        print(f"kill -9, {topic}: {len(expected)} outputs, none lost, {duplicates} duplicates")
+    assert {v["change_id"] for _, v in found[AUDIENCES]} == changes, "nothing not implied"

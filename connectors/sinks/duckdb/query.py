@@ -136,6 +136,39 @@ REPORT_QUERIES = [
         FROM conversion_paths WHERE conversions > 0 ORDER BY conversions DESC LIMIT 8""",
     ),
     (
+        "Audiences: members now (entries and exits so far)",
+        """
+        SELECT audience, count(*) FILTER (WHERE change = 'entered') AS entries,
+               count(*) FILTER (WHERE change = 'exited') AS exits,
+               (SELECT count(*) FROM audience_members m WHERE m.audience = c.audience)
+                   AS members
+        FROM audience_changes c GROUP BY audience ORDER BY members DESC, audience""",
+    ),
+    (
+        "Channel decisions now: customers per channel (suppress = stop sending there)",
+        """
+        SELECT channel,
+               coalesce(sum(customers) FILTER (WHERE decision = 'keep'), 0) AS keep,
+               coalesce(sum(customers) FILTER (WHERE decision = 'reduce'), 0) AS reduce,
+               coalesce(sum(customers) FILTER (WHERE decision = 'suppress'), 0) AS suppress
+        FROM channel_decision_counts GROUP BY channel ORDER BY channel""",
+    ),
+    (
+        "Curated messages: share of each audience's decisions per variant",
+        """
+        SELECT audience, variant, decisions, round(share, 3) AS share
+        FROM message_variant_share ORDER BY audience, decisions DESC, variant""",
+    ),
+    (
+        "Product feed: customers with a feed, items and categories per list (latest lists)",
+        """
+        SELECT count(*) AS customers, round(avg(len(items)), 2) AS items_per_list,
+               round(avg(categories), 2) AS categories_per_list
+        FROM (SELECT *, row_number() OVER (PARTITION BY customer_key
+                                           ORDER BY generated_at DESC) AS n
+              FROM recommendations) WHERE n = 1""",
+    ),
+    (
         "Dead letters by reason",
         """
         SELECT source_topic, error_type, count(*) AS dead_letters FROM dead_letters

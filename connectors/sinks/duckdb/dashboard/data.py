@@ -63,6 +63,11 @@ class Dashboard:
     ingest: list[dict] = field(default_factory=list)
     freshness: list[dict] = field(default_factory=list)
     dead_letters: list[dict] = field(default_factory=list)
+    audiences: list[dict] = field(default_factory=list)
+    audience_days: list[dict] = field(default_factory=list)
+    channel_decisions: list[dict] = field(default_factory=list)
+    variant_share: list[dict] = field(default_factory=list)
+    feed: list[dict] = field(default_factory=list)
 
 
 def _rows(db: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict]:
@@ -173,7 +178,42 @@ def read_panels(db: duckdb.DuckDBPyConnection, period: Period) -> Dashboard:
         "SELECT reason, sum(rows) AS dead_letters FROM pipeline_health "
         "WHERE kind = 'dead_letters' GROUP BY reason ORDER BY dead_letters DESC, reason",
     )
+    read_activation(db, board)
     return board
+
+
+def read_activation(db: duckdb.DuckDBPyConnection, board: Dashboard) -> None:
+    """What the activation agents decided: audience sizes now and by day (the last two
+    weeks), channel decisions now, the variants' shares of message decisions, and the
+    latest feed per customer by the number of categories it spans (not limited to the
+    period: decisions are current state)."""
+    board.audiences = _rows(
+        db,
+        "SELECT audience, count(*) AS members FROM audience_members "
+        "GROUP BY audience ORDER BY members DESC, audience",
+    )
+    board.audience_days = _rows(
+        db,
+        "SELECT audience, day, members, entered, exited FROM audience_size_daily "
+        "WHERE day > (SELECT max(day) FROM audience_size_daily) - 14 ORDER BY day, audience",
+    )
+    board.channel_decisions = _rows(
+        db,
+        "SELECT channel, decision, customers FROM channel_decision_counts "
+        "ORDER BY channel, decision",
+    )
+    board.variant_share = _rows(
+        db,
+        "SELECT audience, variant, decisions, share FROM message_variant_share "
+        "ORDER BY audience, decisions DESC, variant",
+    )
+    board.feed = _rows(
+        db,
+        "SELECT categories, count(*) AS customers, avg(len(items)) AS items "
+        "FROM (SELECT *, row_number() OVER (PARTITION BY customer_key "
+        "ORDER BY generated_at DESC) AS n FROM recommendations) WHERE n = 1 "
+        "GROUP BY categories ORDER BY categories",
+    )
 
 
 def _cohort_condition(period: Period) -> tuple[str, list[Any]]:

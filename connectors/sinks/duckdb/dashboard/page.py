@@ -77,10 +77,10 @@ def cell(value: Any, metric: str, digits: int = 1, **dims: str) -> str:
     return f'<td data-metric="{metric}"{attrs} data-value="{raw}">{number(value, digits)}</td>'
 
 
-def table(head: list[str], rows: list[str], ident: str) -> str:
+def table(head: list[str], rows: list[str], ident: str, summary: str = "numbers") -> str:
     header = "".join(f"<th>{escape(h)}</th>" for h in head)
     return (
-        f'<details id="{ident}"><summary>numbers</summary><table><thead><tr>{header}</tr>'
+        f'<details id="{ident}"><summary>{escape(summary)}</summary><table><thead><tr>{header}</tr>'
         f"</thead><tbody>{''.join(rows)}</tbody></table></details>"
     )
 
@@ -241,6 +241,96 @@ def responsiveness_panel(board: Dashboard) -> str:
     )
 
 
+def plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def activation_panel(board: Dashboard) -> str:
+    """Audiences, channel decisions, curated messages and the product feed, now."""
+    decisions: dict[str, dict[str, float]] = {}
+    rows = []
+    for r in board.channel_decisions:
+        decisions.setdefault(r["decision"], {})[r["channel"]] = float(r["customers"])
+        rows.append(
+            f"<tr><td>channel decision</td><td>{escape(r['channel'])}: {escape(r['decision'])}"
+            "</td>"
+            + cell(
+                r["customers"],
+                "activation.decisions",
+                0,
+                channel=r["channel"],
+                decision=r["decision"],
+            )
+            + "</tr>"
+        )
+    for r in board.audiences:
+        rows.append(
+            f"<tr><td>audience</td><td>{escape(r['audience'])}</td>"
+            + cell(r["members"], "activation.members", 0, audience=r["audience"])
+            + "</tr>"
+        )
+    days = [
+        f"<tr><td>{r['day']}</td><td>{escape(r['audience'])}</td>"
+        + cell(r["members"], "activation.members_daily", 0, audience=r["audience"], day=r["day"])
+        + cell(r["entered"], "activation.entered", 0, audience=r["audience"], day=r["day"])
+        + cell(r["exited"], "activation.exited", 0, audience=r["audience"], day=r["day"])
+        + "</tr>"
+        for r in board.audience_days
+    ]
+    customers = sum(r["customers"] for r in board.feed)
+    spread = sum(r["categories"] * r["customers"] for r in board.feed) / max(1, customers)
+    return (
+        "<section><h2>Acting on the customer</h2>"
+        + bar_chart(
+            "audiences",
+            "Members of each audience now (customers)",
+            [(r["audience"], float(r["members"])) for r in board.audiences],
+            "customers",
+            digits=0,
+            empty="No audience has members yet.",
+        )
+        + grouped_bars(
+            "channel-decisions",
+            "Customers per channel and decision now (suppress: stop sending there)",
+            sorted({r["channel"] for r in board.channel_decisions}),
+            {k: decisions[k] for k in ("keep", "reduce", "suppress") if k in decisions},
+            "customers",
+            digits=0,
+        )
+        + bar_chart(
+            "message-variants",
+            "Share of each audience's message decisions per variant (Thompson sampling)",
+            [
+                (f"{r['audience']}: {r['variant']}", float(r["share"]) * 100)
+                for r in board.variant_share
+            ],
+            "% of the audience's decisions",
+            digits=1,
+            empty="No message requests decided yet.",
+        )
+        + bar_chart(
+            "feed-categories",
+            f"Customers by categories in their latest product feed ({number(customers, 0)} "
+            f"customers, {number(spread, 2)} categories per list on average)",
+            [
+                (plural(r["categories"], "category", "categories"), float(r["customers"]))
+                for r in board.feed
+            ],
+            "customers",
+            digits=0,
+            empty="No product feed yet.",
+        )
+        + table(["What", "Which", "Customers"], rows, "activation-numbers")
+        + table(
+            ["Day", "Audience", "Members at day end", "Entered", "Exited"],
+            days,
+            "audience-days",
+            "audience size by day",
+        )
+        + "</section>"
+    )
+
+
 def health_panel(board: Dashboard) -> str:
     fresh_rows = [
         f"<tr><td>{escape(r['name'])}</td>"
@@ -301,6 +391,7 @@ def render(board: Dashboard, updated: str, refresh_s: int = 10) -> str:
             + paths_panel(board)
             + cohorts_panel(board)
             + responsiveness_panel(board)
+            + activation_panel(board)
             + health_panel(board)
         )
     return (
