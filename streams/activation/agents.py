@@ -43,7 +43,7 @@ from streams.activation.feed import ShopperState, feed_record, learn, rank
 from streams.activation.ids import stable_id
 from streams.core.topics import CATALOG
 from streams.faust.app import bus_app
-from streams.faust.batch import Batch
+from streams.faust.batch import Batch, handle_in_batches
 from streams.faust.models import CustomerProfile, MessageRequest, Touchpoint
 from streams.profiles.logic import RESPONSES
 from streams.runtime.sideinput import SideInput
@@ -97,12 +97,7 @@ def profile_attributes(profile: CustomerProfile) -> dict[str, dict[str, Any]]:
 async def audiences_and_channels(stream: faust.Stream[CustomerProfile]) -> None:
     """Audience entries/exits and channel decisions of each profile update (a profile
     not newer than the last one seen changes nothing)."""
-    async for events in stream.take_events(BATCH, within=WITHIN_S):
-        batch = Batch()
-        for event in events:
-            async with app.dead_letters.guard(event):
-                await _on_profile(batch, event)
-        await batch.commit()
+    await handle_in_batches(app, stream, _on_profile, size=BATCH, within_s=WITHIN_S)
 
 
 async def _on_profile(batch: Batch, event: faust.types.EventT) -> None:
@@ -147,12 +142,7 @@ def _count(batch: Batch, table: faust.types.TableT, key: str, event: faust.types
 async def message_decisions(stream: faust.Stream[MessageRequest]) -> None:
     """One decision per request (a replayed request whose decision was stored is not
     decided again)."""
-    async for events in stream.take_events(BATCH, within=WITHIN_S):
-        batch = Batch()
-        for event in events:
-            async with app.dead_letters.guard(event):
-                await _on_request(batch, event)
-        await batch.commit()
+    await handle_in_batches(app, stream, _on_request, size=BATCH, within_s=WITHIN_S)
 
 
 async def _on_request(batch: Batch, event: faust.types.EventT) -> None:
@@ -190,18 +180,17 @@ async def _on_request(batch: Batch, event: faust.types.EventT) -> None:
 @app.agent(app.bus.touchpoints)
 async def message_responses(stream: faust.Stream[Touchpoint]) -> None:
     """An open or click of a decided message counts one response for its variant."""
-    async for events in stream.take_events(BATCH, within=WITHIN_S):
-        batch = Batch()
-        for event in events:
-            touchpoint: Touchpoint = event.value
-            if touchpoint.event_type not in RESPONSES or not touchpoint.message_id:
-                continue
-            async with app.dead_letters.guard(event):
-                _on_response(batch, event, touchpoint)
-        await batch.commit()
+    await handle_in_batches(
+        app, stream, _on_response, size=BATCH, within_s=WITHIN_S, wanted=is_response
+    )
 
 
-def _on_response(batch: Batch, event: faust.types.EventT, touchpoint: Touchpoint) -> None:
+def is_response(event: faust.types.EventT) -> bool:
+    return event.value.event_type in RESPONSES and bool(event.value.message_id)
+
+
+async def _on_response(batch: Batch, event: faust.types.EventT) -> None:
+    touchpoint: Touchpoint = event.value
     customer, message_id = touchpoint.customer_key, touchpoint.message_id
     audience, variant = batch.peek(decided, customer, {}).get(message_id, (None, None))
     done = batch.read(rewarded, customer, [])
@@ -255,17 +244,15 @@ def product_touch(touchpoint: Touchpoint) -> str | None:
 async def product_feed(stream: faust.Stream[Touchpoint]) -> None:
     """The shopper's feed after each product view or purchase (feed id: customer and
     touchpoint; a replayed touch teaches the model nothing twice)."""
-    async for events in stream.take_events(BATCH, within=WITHIN_S):
-        touches = [(e, product_touch(e.value)) for e in events]
-        touches = [(e, kind) for e, kind in touches if kind is not None]
-        if not touches:
-            continue
-        await catalogue.refresh()
-        batch = Batch()
-        for event, kind in touches:
-            async with app.dead_letters.guard(event):
-                await _on_product(batch, event, kind)
-        await batch.commit()
+    await handle_in_batches(
+        app,
+        stream,
+        _on_product,
+        size=BATCH,
+        within_s=WITHIN_S,
+        wanted=lambda event: product_touch(event.value) is not None,
+        before=catalogue.refresh,
+    )
 
 
 def _model(batch: Batch, anchors: list[str]) -> dict[str, dict[str, list[int]]]:
@@ -281,8 +268,9 @@ def _model(batch: Batch, anchors: list[str]) -> dict[str, dict[str, list[int]]]:
     return model
 
 
-async def _on_product(batch: Batch, event: faust.types.EventT, kind: str) -> None:
+async def _on_product(batch: Batch, event: faust.types.EventT) -> None:
     touchpoint: Touchpoint = event.value
+    kind = product_touch(touchpoint)
     customer, product = touchpoint.customer_key, touchpoint.product_id
     categories = catalogue.categories
     if product not in categories and touchpoint.product_category:

@@ -119,12 +119,13 @@ class Supervisor:
             specs.append(("collector", [*exe, "collect", "--port", str(self.collector_port)]))
         for name in self.sources:
             specs.append((name, [*exe, "connector", "run", name]))
-        if self.activation:
-            specs.append(("activation", [*exe, "agent", "run", ACTIVATION_AGENTS, "--bus"]))
         if self.registry_port is not None:
             specs.append(
                 ("registry", [*exe, "registry", "serve", "--port", str(self.registry_port)])
             )
+        # last: it serves no metrics, and the others keep their metrics ports
+        if self.activation:
+            specs.append(("activation", [*exe, "agent", "run", ACTIVATION_AGENTS, "--bus"]))
         for offset, (name, args) in enumerate(specs):
             child = Child(name, args, env, logs / f"{name}.log", self.base_metrics_port + offset)
             child.start()

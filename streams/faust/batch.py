@@ -12,15 +12,15 @@ that the sink tables collapse), a crash after it replays events whose state says
 "done" and sends nothing new. Used with ``stream.take_events`` (Faust acknowledges
 the batch's offsets after the loop body, so after ``commit``).
 
-    async for events in stream.take_events(500, within=0.05):
-        batch = Batch()
-        for event in events:
-            async with app.dead_letters.guard(event):
-                state = batch.read(table, key)            # a private copy
-                ...
-                await batch.send(topic, key, output)
-                batch.write(table, key, state, event)
-        await batch.commit()
+    async def handle(batch: Batch, event) -> None:
+        state = batch.read(table, key)            # a private copy
+        ...
+        await batch.send(topic, key, output)
+        batch.write(table, key, state, event)
+
+    @app.agent(topic)
+    async def agent(stream):
+        await handle_in_batches(app, stream, handle)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -79,3 +80,35 @@ class Batch:
         self._sends.clear()
         self._writes.clear()
         return sent
+
+
+Handler = Callable[[Batch, faust.types.EventT], Awaitable[None]]
+
+
+async def handle_in_batches(
+    app: Any,
+    stream: faust.Stream,
+    handle: Handler,
+    *,
+    size: int = 500,
+    within_s: float = 0.05,
+    wanted: Callable[[faust.types.EventT], bool] | None = None,
+    before: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run ``handle(batch, event)`` on each event of ``stream`` (the ``wanted`` ones),
+    in batches of up to ``size`` events or ``within_s`` seconds, each committed as
+    above; ``before()`` runs before a batch with wanted events. An event on which
+    ``handle`` raises is dead-lettered (``app.dead_letters.guard``: ``app`` is a
+    ``BusApp``) and the batch goes on: a handler stages its writes after whatever may
+    fail, so that a failing event changes no state."""
+    async for events in stream.take_events(size, within=within_s):
+        chosen = [e for e in events if wanted is None or wanted(e)]
+        if not chosen:
+            continue
+        if before is not None:
+            await before()
+        batch = Batch()
+        for event in chosen:
+            async with app.dead_letters.guard(event):
+                await handle(batch, event)
+        await batch.commit()
