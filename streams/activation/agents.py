@@ -36,11 +36,10 @@ from typing import Any
 import faust
 
 from streams.activation.audiences import audience_changes
-from streams.activation.bandit import decide
+from streams.activation.bandit import decide, message_id
 from streams.activation.channels import decision_changes
 from streams.activation.definitions import load_audiences, load_messages
 from streams.activation.feed import ShopperState, feed_record, learn, rank
-from streams.activation.ids import stable_id
 from streams.core.topics import CATALOG
 from streams.faust.app import bus_app
 from streams.faust.batch import Batch, handle_in_batches
@@ -149,8 +148,8 @@ async def _on_request(batch: Batch, event: faust.types.EventT) -> None:
     request = event.value.asdict()
     customer, audience = request["customer_key"], request["audience"]
     messages = batch.read(decided, customer, {})
-    message_id = stable_id("md", request["request_id"])
-    if message_id in messages:
+    sent_as = message_id(request["request_id"])
+    if sent_as in messages:
         return
     channels = batch.peek(channel_state, customer, {}).get("channels", {})
     preferred = next((p for _, p in channels.values()), None)
@@ -171,7 +170,7 @@ async def _on_request(batch: Batch, event: faust.types.EventT) -> None:
     if out["variant"] is not None:
         _count(batch, variant_sends, f"{audience}|{out['variant']}|{event.message.partition}",
                event)  # fmt: skip
-    messages[message_id] = [audience, out["variant"]]
+    messages[sent_as] = [audience, out["variant"]]
     while len(messages) > MAX_MESSAGES:
         del messages[next(iter(messages))]
     batch.write(decided, customer, messages, event)
@@ -191,13 +190,15 @@ def is_response(event: faust.types.EventT) -> bool:
 
 async def _on_response(batch: Batch, event: faust.types.EventT) -> None:
     touchpoint: Touchpoint = event.value
-    customer, message_id = touchpoint.customer_key, touchpoint.message_id
-    audience, variant = batch.peek(decided, customer, {}).get(message_id, (None, None))
+    customer, responded_to = touchpoint.customer_key, touchpoint.message_id
+    audience, variant = batch.peek(decided, customer, {}).get(responded_to, (None, None))
+    if variant is None:
+        return
     done = batch.read(rewarded, customer, [])
-    if variant is None or message_id in done:
+    if responded_to in done:
         return
     _count(batch, variant_responses, f"{audience}|{variant}|{event.message.partition}", event)
-    done.append(message_id)
+    done.append(responded_to)
     batch.write(rewarded, customer, done[-MAX_MESSAGES:], event)
 
 

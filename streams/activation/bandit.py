@@ -57,6 +57,12 @@ def channels_to_try(
     return allowed, None if allowed else "no channel the customer answers on"
 
 
+def message_id(request_id: str) -> str:
+    """The id of the message a request's decision sends (deterministic: a request
+    decided again names the same message)."""
+    return stable_id("md", request_id)
+
+
 def decide(
     request: dict[str, Any],
     variants: tuple[Variant, ...],
@@ -74,7 +80,6 @@ def decide(
         raise ValueError(f"{len(variants)} variants above the cap of {cap}")
     rid = request["request_id"]
     rng = random.Random(hashlib.blake2b(rid.encode(), digest_size=8).digest())
-    message_id = stable_id("md", rid)
     out = {
         "decision_id": rid,
         "request_id": rid,
@@ -84,7 +89,7 @@ def decide(
         "variant": None,
         "channel": None,
         "content": None,
-        "message_id": message_id,
+        "message_id": message_id(rid),
         "attributes_used": [],
         "variants_in_use": len(variants),
         "sampled_rate": None,
