@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.core.codec import RegistrySchemaSource, make_codec
 from streams.core.settings import SchemaRegistrySettings, Settings
@@ -235,6 +235,53 @@ def test_kill_9_of_an_agent_loses_no_output(bootstrap, tmp_path):
     duplicates = sum(ids.values()) - len(ids)
     print(f"kill -9 after {len(progress)} alerts: {n} alerts, {duplicates} duplicates")
     assert duplicates < n
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The offsets ``group`` has committed on ``topic``, by partition (those it has)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        tps = [TopicPartition(topic, p) for p in partitions]
+        return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)
+                if tp.offset >= 0}  # fmt: skip
+    finally:
+        consumer.close()
+
+
+def test_a_message_still_in_flight_is_not_committed_past(bootstrap, tmp_path):
+    """faust-streaming 0.15.3 commits past the oldest message of a partition when it is
+    still being handled and the later ones are done (faust-streaming/faust#606), so a
+    kill then loses it. The bus's transport commits no further than the oldest message
+    in flight: while it is slow nothing is committed past it, and after kill -9 the
+    restarted worker handles it."""
+    records = touchpoints(["c1"], 21)
+    records[0]["touchpoint_id"] = slow = "tp-c1-0-slow"
+    publish(bootstrap, TOUCHPOINTS, records)
+    module, seen = "tests.integration.faust_slow_head_agent", "test.slow-head-agent.seen.v1"
+    agent = worker(module, bootstrap, tmp_path).start()
+    try:
+        done = read_topic(bootstrap, seen, count=20, timeout_s=60)
+        assert slow not in {v["touchpoint_id"] for _, v in done}
+        # Faust commits every 2.8 s (commit_interval): watch three of its commits
+        highest: dict[int, int] = {}
+        deadline = time.monotonic() + 9
+        while time.monotonic() < deadline:
+            for partition, offset in committed_offsets(bootstrap, "test-slow-head-agent",
+                                                       TOUCHPOINTS).items():  # fmt: skip
+                highest[partition] = max(offset, highest.get(partition, 0))
+            time.sleep(0.5)
+        assert highest == {} or set(highest.values()) == {0}, highest  # slow one: offset 0
+        agent.kill()
+        agent = AgentWorker(module, bootstrap, cwd=ROOT, env={"SLOW_HEAD_S": "0"},
+                            log_path=tmp_path / "restarted.log").start()  # fmt: skip
+        after = read_topic(
+            bootstrap, seen, count=21, timeout_s=60,
+            until=lambda f: slow in {v["touchpoint_id"] for _, v in f},
+        )  # fmt: skip
+    finally:
+        agent.stop()
+    assert slow in {v["touchpoint_id"] for _, v in after}
 
 
 def test_agent_run_runs_a_scaffolded_agent_until_ctrl_c(bootstrap, tmp_path):
