@@ -25,8 +25,8 @@ from __future__ import annotations
 from typing import Any
 
 from faust.transport.drivers import TRANSPORTS
-from faust.types import TP, Message
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
 
 SCHEME = "journeybus"
 
