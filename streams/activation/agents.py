@@ -24,7 +24,9 @@ request, feed); each batch's outputs are acknowledged before its state is stored
 was not sent. Learned statistics (variant sends and responses, product associations)
 are kept per partition (``<key>|<partition>``, one writer each) and summed over the
 partitions a worker holds: one worker learns from every customer, several workers
-each learn from their share.
+each learn from their share. They are approximate across a crash: a count and the
+per-customer record that says it was made are separate changelog writes, so a kill
+between them counts one batch twice or not at all.
 """
 
 from __future__ import annotations
@@ -244,7 +246,7 @@ def product_touch(touchpoint: Touchpoint) -> str | None:
 @app.agent(app.bus.touchpoints)
 async def product_feed(stream: faust.Stream[Touchpoint]) -> None:
     """The shopper's feed after each product view or purchase (feed id: customer and
-    touchpoint; a replayed touch teaches the model nothing twice)."""
+    touchpoint; a replayed touch teaches the model nothing twice, see ``feed``)."""
     await handle_in_batches(
         app,
         stream,

@@ -7,7 +7,9 @@ it is paired with each product of another category they bought before ("bought
 together", weight 1), and each product they view with the products of other
 categories among their recent views ("viewed together", weight ``VIEWED_WEIGHT``).
 A pair is learned once per shopper (``ShopperState.touch`` remembers the pairs it
-gave), so a replayed touch teaches nothing twice.
+gave), so a replayed touch teaches nothing twice, unless a crash came between the
+two table writes that record the pairs and the shopper (then one batch's pairs
+count twice or not at all).
 
 A shopper's feed ranks products by the association strength from what they bought
 (anchor weight 1) and recently viewed (``VIEW_ANCHOR``), each anchor's associations

@@ -17,8 +17,10 @@ broker (``JOURNEYBUS__FAUST__*``, BROKER-NOTES.md). A Faust module is an applica
 of its own, so this factory, like ``streams.app``, reads the settings.
 
 Guarantee: at least once. Faust commits a source offset after the agent handled the
-event and after flushing its producer, so a crash re-delivers what was not committed
-(and an agent's outputs may be sent twice: give them deterministic ids). aiokafka's
+event and after flushing its producer, never past a message still in flight (the
+``journeybus://`` transport corrects Faust there, ``streams.faust.transport``), so a
+crash re-delivers what was not committed (and an agent's outputs may be sent twice:
+give them deterministic ids). aiokafka's
 idempotent producer fails on the embedded broker and Faust's exactly-once needs
 transactions it does not have, so neither is used.
 """
