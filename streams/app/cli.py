@@ -20,7 +20,13 @@ from connectors.generator.population import PopulationGenerator
 from connectors.generator.publish import publish_events
 from connectors.generator.via_collector import publish_via_collector
 from connectors.sinks.duckdb.dashboard.server import DashboardServer
-from connectors.sinks.duckdb.query import format_rows, run_query, run_report, snapshot_path
+from connectors.sinks.duckdb.query import (
+    existing_database,
+    format_rows,
+    run_query,
+    run_report,
+    snapshot_path,
+)
 from connectors.sinks.duckdb.sink import DuckDBSink
 from streams.app.agent_cli import agent
 from streams.app.asyncapi import asyncapi_document
@@ -76,6 +82,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
+@click.version_option(package_name="journeybus", prog_name="journeybus")
 def main() -> None:
     """journeybus: a customer event bus for retailers."""
 
@@ -448,9 +455,11 @@ def dashboard(
 ) -> None:
     """Serve the dashboard web page (attribution, paths, cohorts, responsiveness, health)."""
 
-    server = DashboardServer(
-        snapshot_path(database, get_settings()), host, port, refresh, allow_external_access
-    )
+    settings = get_settings()
+    # a file named on the command line must exist; the sink's own snapshot may appear
+    # later (the page says "No data yet" until the sink publishes it)
+    path = existing_database(database, settings) if database else snapshot_path(None, settings)
+    server = DashboardServer(path, host, port, refresh, allow_external_access)
     stop = stop_on_signals()
     thread = threading.Thread(target=server.run, args=(stop,), daemon=True)
     thread.start()

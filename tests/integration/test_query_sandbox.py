@@ -4,6 +4,7 @@ operator opts in; the dashboard reads through the same sandbox."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,32 @@ def test_tables_stay_queryable_and_the_operator_can_opt_in(snapshot, tmp_path):
 def test_the_dashboard_reads_through_the_sandbox(snapshot):
     board = load(snapshot)  # every panel's query runs without external access
     assert board.attribution == []
+
+
+def test_every_statement_of_a_query_prints_its_result(snapshot):
+    done = query(snapshot, "SELECT 1 AS a; SELECT 2 AS b, 3 AS c", "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["a", "1", "", "b,c", "2,3"]
+    failed = query(snapshot, "SELECT 1 AS a; SELECT * FROM no_such_table")
+    assert failed.returncode == 1
+    assert "statement 2 of 2" in failed.stderr and "no_such_table" in failed.stderr
+
+
+def test_a_missing_database_is_named_and_the_version_is_printed(tmp_path):
+    missing = tmp_path / "missing.duckdb"
+    for command in (["query", "SELECT 1", "--database", str(missing)],
+                    ["dashboard", "--database", str(missing), "--port", "0"]):  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "streams.app.cli", *command],
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 1, command
+        assert f"no database at {missing}" in done.stderr, done.stderr
+        assert not missing.exists()
+    version = subprocess.run(
+        [sys.executable, "-m", "streams.app.cli", "--version"], capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60,
+    )  # fmt: skip
+    assert version.returncode == 0
+    assert re.fullmatch(r"journeybus, version \d+\.\d+\.\d+\n", version.stdout), version.stdout

@@ -43,13 +43,19 @@ def connect_read_only(
 ) -> duckdb.DuckDBPyConnection:
     """A read-only, sandboxed connection to the published snapshot (never blocks the
     sink)."""
+    return sandboxed(existing_database(database, settings), allow_external_access)
+
+
+def existing_database(database: Path | None, settings: Settings) -> Path:
+    """``snapshot_path(database, settings)``, or a ``FatalError`` that says it is missing
+    and how to make it."""
     path = snapshot_path(database, settings)
     if not path.exists():
         raise FatalError(
             f"no database at {path}: run the sink (`journeybus sink`, "
             "`journeybus up` or `journeybus demo`) first"
         )
-    return sandboxed(path, allow_external_access)
+    return path
 
 
 def _text(value: Any) -> str:
@@ -94,15 +100,25 @@ def run_query(
     database: Path | None = None,
     allow_external_access: bool = False,
 ) -> str:
+    """Every statement of ``sql`` in turn, each result formatted (``table``, ``csv``
+    or ``json``); results are separated by a blank line, a statement without rows
+    prints nothing."""
     with connect_read_only(settings, database, allow_external_access) as db:
         try:
-            cursor = db.execute(sql)
+            statements = db.extract_statements(sql)
         except duckdb.Error as exc:
             raise FatalError(f"query failed: {exc}") from None
-        if cursor.description is None:
-            return ""
-        columns = [d[0] for d in cursor.description]
-        return format_rows(columns, cursor.fetchall(), fmt)
+        results = []
+        for n, statement in enumerate(statements, 1):
+            try:
+                cursor = db.execute(statement)
+            except duckdb.Error as exc:
+                where = f" (statement {n} of {len(statements)})" if len(statements) > 1 else ""
+                raise FatalError(f"query failed{where}: {exc}") from None
+            if cursor.description is not None:
+                columns = [d[0] for d in cursor.description]
+                results.append(format_rows(columns, cursor.fetchall(), fmt))
+        return "\n".join(results)
 
 
 REPORT_QUERIES = [
