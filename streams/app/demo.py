@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import shutil
 import socket
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -70,6 +72,36 @@ EXAMPLE_QUERIES = [
         "ORDER BY touch_count DESC, customer_key LIMIT 1)",
     ),
 ]
+
+
+TRY_QUERY = "SELECT * FROM conversion_paths ORDER BY conversions DESC, path LIMIT 5"
+
+
+def cli_command() -> str:
+    """How to run ``journeybus`` from here: its name when that is on PATH, else the
+    path of the script beside this Python (``.venv/bin/journeybus`` after ``make
+    install``), else ``python -m streams.app.cli``."""
+    script = Path(sys.executable).parent / "journeybus"
+    on_path = shutil.which("journeybus")
+    if on_path and (not script.exists() or Path(on_path).resolve() == script.resolve()):
+        return "journeybus"
+    if script.exists():
+        try:
+            return str(script.relative_to(Path.cwd()))
+        except ValueError:
+            return str(script)
+    return f"{shlex.quote(sys.executable)} -m streams.app.cli"
+
+
+def hints(command: str, snapshot: Path) -> list[str]:
+    """What the demo suggests next, each a command that runs as printed
+    (tests/e2e/test_demo.py runs them)."""
+    return [
+        f"DuckDB: {snapshot}",
+        f"  try: {command} query {shlex.quote(TRY_QUERY)}",
+        f"  and: {command} report",
+        f"Dashboard: {command} dashboard, then open http://127.0.0.1:8050",
+    ]
 
 
 def _progress(run: DemoRun, settings: Settings) -> tuple[int, int, int, int]:
@@ -271,15 +303,13 @@ def run_demo(
             f"{held}; the report covers all of it (--fresh starts from nothing)."
         )
         click.echo("\n" + run_report(settings))
+        command = cli_command()
         for title, sql in EXAMPLE_QUERIES:
-            click.echo(f'== {title}\n$ journeybus query "{sql}"')
+            click.echo(f"== {title}\n$ {command} query {shlex.quote(sql)}")
             click.echo(run_query(sql, settings))
         click.echo(f"strongest true channel of the generated population: {truth.strongest_channel}")
-        click.echo(
-            f"DuckDB: {DuckDBSinkSettings().resolved(settings).snapshot} "
-            '(try: journeybus query "SELECT * FROM conversion_paths LIMIT 5")'
-        )
-        click.echo("Dashboard: journeybus dashboard, then open http://127.0.0.1:8050")
+        for line in hints(command, DuckDBSinkSettings().resolved(settings).snapshot):
+            click.echo(line)
     finally:
         supervisor.stopping.set()
         thread.join(timeout=5)
