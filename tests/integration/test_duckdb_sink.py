@@ -89,6 +89,28 @@ def test_an_added_optional_field_becomes_a_column_without_data_loss(tmp_path, bu
     sink.close()
 
 
+def test_the_sinks_bookkeeping_is_out_of_show_tables_and_old_offsets_move(tmp_path):
+    """Offsets live in the ``journeybus`` schema; a database from before, with them in
+    ``main._sink_offsets`` (no ``log_id`` in the oldest), keeps them on upgrade."""
+    conf = DuckDBSinkSettings(database=tmp_path / "s.duckdb", snapshot=tmp_path / "r.duckdb")
+    with duckdb.connect(str(conf.database)) as db:
+        db.execute(
+            "CREATE TABLE _sink_offsets (topic VARCHAR, partition INTEGER, next_offset BIGINT, "
+            "committed_at TIMESTAMP, PRIMARY KEY (topic, partition))"
+        )
+        db.execute("INSERT INTO _sink_offsets VALUES (?, 3, 1234, now())", [TOUCHPOINTS])
+    sink = DuckDBSink(Settings(), conf=conf)
+    sink.setup()
+    sink.close()
+    with duckdb.connect(str(conf.database), read_only=True) as db:
+        shown = [name for (name,) in db.execute("SHOW TABLES").fetchall()]
+        moved = db.execute(
+            "SELECT topic, partition, next_offset, log_id FROM journeybus.sink_offsets"
+        ).fetchall()
+    assert "touchpoints" in shown and not [n for n in shown if n.startswith("_")], shown
+    assert moved == [(TOUCHPOINTS, 3, 1234, None)]
+
+
 def test_an_incompatible_column_change_refuses_to_start(tmp_path):
     conf = DuckDBSinkSettings(database=tmp_path / "a.duckdb", snapshot=tmp_path / "b.duckdb")
     DuckDBSink(Settings(), conf=conf).setup()
@@ -164,7 +186,7 @@ def test_restart_resumes_from_stored_offsets_not_the_group(tmp_path, bus):
     db = duckdb.connect(str(tmp_path / "sink.duckdb"), read_only=True)
     assert db.execute("SELECT count(*) FROM touchpoints").fetchone() == (500,)
     assert db.execute(
-        "SELECT sum(next_offset) FROM _sink_offsets WHERE topic = ?", [TOUCHPOINTS]
+        "SELECT sum(next_offset) FROM journeybus.sink_offsets WHERE topic = ?", [TOUCHPOINTS]
     ).fetchone() == (500,)
 
 

@@ -78,6 +78,34 @@ ROW_ERRORS = (
 
 VIEWS_SQL = Path(__file__).with_name("views.sql")
 HEADER = 5  # magic byte + schema id
+# The sink's own bookkeeping, in a schema of its own: ``SHOW TABLES`` (the main
+# schema) lists only what analysts read.
+INTERNAL_SCHEMA = "journeybus"
+SINK_OFFSETS = f"{INTERNAL_SCHEMA}.sink_offsets"
+
+
+def _move_legacy(db: duckdb.DuckDBPyConnection, old: str, new: str, columns: str) -> None:
+    """Move the rows of ``main.<old>``, where a database written before the sink had a
+    schema of its own kept them, into ``new`` (created already), in one transaction."""
+    (legacy,) = db.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+        [old],
+    ).fetchone()
+    if not legacy:
+        return
+    db.execute("BEGIN TRANSACTION")
+    try:
+        if old == "_sink_offsets":
+            # the log each offset is an offset in (streams.core.kafka.log_ids); older: None
+            db.execute("ALTER TABLE main._sink_offsets ADD COLUMN IF NOT EXISTS log_id VARCHAR")
+        db.execute(
+            f"INSERT INTO {new} BY NAME SELECT {columns} FROM main.{old} ON CONFLICT DO NOTHING"
+        )
+        db.execute(f"DROP TABLE main.{old}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class PiiPolicy:
@@ -178,19 +206,21 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             stale.unlink(missing_ok=True)
         self._open()
         db = self.db
+        db.execute(f"CREATE SCHEMA IF NOT EXISTS {INTERNAL_SCHEMA}")
         db.execute(
-            "CREATE TABLE IF NOT EXISTS _sink_offsets (topic VARCHAR, partition INTEGER, "
+            f"CREATE TABLE IF NOT EXISTS {SINK_OFFSETS} (topic VARCHAR, partition INTEGER, "
             "next_offset BIGINT, committed_at TIMESTAMP, log_id VARCHAR, "
             "PRIMARY KEY (topic, partition))"
         )
-        # the log each offset is an offset in (streams.core.kafka.log_ids); None before
-        db.execute("ALTER TABLE _sink_offsets ADD COLUMN IF NOT EXISTS log_id VARCHAR")
+        _move_legacy(db, "_sink_offsets", SINK_OFFSETS,
+                     "topic, partition, next_offset, committed_at, log_id")  # fmt: skip
         for table in self.tables:
             self._ensure_table(table)
             self.written.load(db, table.name, self._row_key(table))
         db.execute(ERASURES_DDL)
         db.execute(VIEWS_SQL.read_text())
         db.execute(f"CREATE TABLE IF NOT EXISTS {REWRITTEN} (upto TIMESTAMP)")
+        _move_legacy(db, "_sink_rewritten", REWRITTEN, "upto")
         if self._erasures_not_rewritten():  # a sink stopped before its rewrite
             self.rewrite_database()
         else:
@@ -268,7 +298,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         """The next offset of every partition written, and the log it is an offset in."""
         if self.db is None:
             self.setup()
-        rows = self.db.execute("SELECT topic, partition, next_offset, log_id FROM _sink_offsets")
+        rows = self.db.execute(f"SELECT topic, partition, next_offset, log_id FROM {SINK_OFFSETS}")
         return {(t, p): (o, log_id) for t, p, o, log_id in rows.fetchall()}
 
     def ready(self) -> tuple[bool, str]:
@@ -626,7 +656,7 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
         try:
             _run(
                 db,
-                f"INSERT INTO _sink_offsets BY NAME SELECT topic, partition, next_offset, "
+                f"INSERT INTO {SINK_OFFSETS} BY NAME SELECT topic, partition, next_offset, "
                 f"now() AS committed_at, log_id FROM {OFFSETS_VIEW} "
                 "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset, "
                 "committed_at = excluded.committed_at, log_id = excluded.log_id",
@@ -828,7 +858,8 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
 
 OFFSETS_VIEW = "_batch_offsets"
 REWRITE_SUFFIX = ".rewrite"
-REWRITTEN = "_sink_rewritten"  # the newest erasure the file was last rewritten after
+# the newest erasure the file was last rewritten after
+REWRITTEN = f"{INTERNAL_SCHEMA}.rewritten"
 
 
 def _offsets_table(offsets: dict[tuple[str, int], int], logs: dict[str, str]) -> pa.Table:
