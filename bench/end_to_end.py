@@ -183,7 +183,7 @@ def sink_records(stack: Stack) -> dict[str, int]:
     """Records the sink has consumed so far, per topic (from its stored offsets)."""
     snapshot = str(stack.visibility.snapshot)
     with contextlib.suppress(duckdb.Error), duckdb.connect(snapshot, read_only=True) as con:
-        rows = con.execute("SELECT topic, sum(next_offset) FROM journeybus.sink_offsets GROUP BY ALL")
+        rows = con.execute("SELECT topic, sum(next_offset) FROM journeybus_internal.sink_offsets GROUP BY ALL")
         return {topic: int(n) for topic, n in rows.fetchall()}
     return {}
 

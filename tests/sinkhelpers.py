@@ -85,7 +85,7 @@ class SinkThread:
         try:
             with duckdb.connect(str(self.conf.snapshot), read_only=True) as db:
                 row = db.execute(
-                    "SELECT sum(next_offset) FROM journeybus.sink_offsets WHERE topic = ?", [topic]
+                    "SELECT sum(next_offset) FROM journeybus_internal.sink_offsets WHERE topic = ?", [topic]
                 ).fetchone()
         except duckdb.Error:
             return 0

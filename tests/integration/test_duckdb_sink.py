@@ -90,9 +90,12 @@ def test_an_added_optional_field_becomes_a_column_without_data_loss(tmp_path, bu
 
 
 def test_the_sinks_bookkeeping_is_out_of_show_tables_and_old_offsets_move(tmp_path):
-    """Offsets live in the ``journeybus`` schema; a database from before, with them in
+    """Offsets live in the ``journeybus_internal`` schema; a database from before, with them in
     ``main._sink_offsets`` (no ``log_id`` in the oldest), keeps them on upgrade."""
-    conf = DuckDBSinkSettings(database=tmp_path / "s.duckdb", snapshot=tmp_path / "r.duckdb")
+    # named as the default database is: DuckDB calls the database "journeybus"
+    conf = DuckDBSinkSettings(
+        database=tmp_path / "journeybus.duckdb", snapshot=tmp_path / "journeybus-read.duckdb"
+    )
     with duckdb.connect(str(conf.database)) as db:
         db.execute(
             "CREATE TABLE _sink_offsets (topic VARCHAR, partition INTEGER, next_offset BIGINT, "
@@ -105,7 +108,7 @@ def test_the_sinks_bookkeeping_is_out_of_show_tables_and_old_offsets_move(tmp_pa
     with duckdb.connect(str(conf.database), read_only=True) as db:
         shown = [name for (name,) in db.execute("SHOW TABLES").fetchall()]
         moved = db.execute(
-            "SELECT topic, partition, next_offset, log_id FROM journeybus.sink_offsets"
+            "SELECT topic, partition, next_offset, log_id FROM journeybus_internal.sink_offsets"
         ).fetchall()
     assert "touchpoints" in shown and not [n for n in shown if n.startswith("_")], shown
     assert moved == [(TOUCHPOINTS, 3, 1234, None)]
@@ -186,7 +189,7 @@ def test_restart_resumes_from_stored_offsets_not_the_group(tmp_path, bus):
     db = duckdb.connect(str(tmp_path / "sink.duckdb"), read_only=True)
     assert db.execute("SELECT count(*) FROM touchpoints").fetchone() == (500,)
     assert db.execute(
-        "SELECT sum(next_offset) FROM journeybus.sink_offsets WHERE topic = ?", [TOUCHPOINTS]
+        "SELECT sum(next_offset) FROM journeybus_internal.sink_offsets WHERE topic = ?", [TOUCHPOINTS]
     ).fetchone() == (500,)
 
 

@@ -79,8 +79,9 @@ ROW_ERRORS = (
 VIEWS_SQL = Path(__file__).with_name("views.sql")
 HEADER = 5  # magic byte + schema id
 # The sink's own bookkeeping, in a schema of its own: ``SHOW TABLES`` (the main
-# schema) lists only what analysts read.
-INTERNAL_SCHEMA = "journeybus"
+# schema) lists only what analysts read. Not "journeybus": DuckDB names a database
+# after its file (journeybus.duckdb), and the two names would be ambiguous.
+INTERNAL_SCHEMA = "journeybus_internal"
 SINK_OFFSETS = f"{INTERNAL_SCHEMA}.sink_offsets"
 
 
