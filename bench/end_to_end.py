@@ -42,6 +42,7 @@ from bench.results import record
 from bench.stages import process_cpu_s
 from connectors.generator.population import PopulationGenerator
 from connectors.generator.via_collector import publish_via_collector
+from connectors.sinks.duckdb.sink import SINK_OFFSETS
 from streams.app.demo import free_port, wait_for_collector
 from streams.app.supervisor import Supervisor
 from streams.core.codec import make_codec
@@ -183,7 +184,7 @@ def sink_records(stack: Stack) -> dict[str, int]:
     """Records the sink has consumed so far, per topic (from its stored offsets)."""
     snapshot = str(stack.visibility.snapshot)
     with contextlib.suppress(duckdb.Error), duckdb.connect(snapshot, read_only=True) as con:
-        rows = con.execute("SELECT topic, sum(next_offset) FROM journeybus_internal.sink_offsets GROUP BY ALL")
+        rows = con.execute(f"SELECT topic, sum(next_offset) FROM {SINK_OFFSETS} GROUP BY ALL")
         return {topic: int(n) for topic, n in rows.fetchall()}
     return {}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
+from connectors.sinks.duckdb.sink import SINK_OFFSETS, DuckDBSink, DuckDBSinkSettings
 from streams.core.catalog import default_catalog
 from streams.core.codec import make_codec
 from streams.core.jsonavro import from_json
@@ -85,7 +85,7 @@ class SinkThread:
         try:
             with duckdb.connect(str(self.conf.snapshot), read_only=True) as db:
                 row = db.execute(
-                    "SELECT sum(next_offset) FROM journeybus_internal.sink_offsets WHERE topic = ?", [topic]
+                    f"SELECT sum(next_offset) FROM {SINK_OFFSETS} WHERE topic = ?", [topic]
                 ).fetchone()
         except duckdb.Error:
             return 0

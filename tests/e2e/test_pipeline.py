@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from connectors.sinks.duckdb.sink import SINK_OFFSETS
 from streams.attribution.models import ALL_MODELS
 from tests.pipeline import Pipeline, population
 
@@ -173,12 +174,12 @@ def test_replaying_the_same_raw_input_changes_nothing(run):
     before_j = pipe.query(
         "SELECT journey_id, path, conversion_value FROM journeys WHERE converted ORDER BY 1"
     )
-    (offsets_before,) = pipe.query("SELECT sum(next_offset) FROM journeybus_internal.sink_offsets")[0]
+    (offsets_before,) = pipe.query(f"SELECT sum(next_offset) FROM {SINK_OFFSETS}")[0]
     pipe.publish(copy.deepcopy(originals))
     # the sink has consumed the replay once its offsets moved by at least the replayed count
     assert pipe.wait_for(
         lambda: (
-            pipe.query("SELECT sum(next_offset) FROM journeybus_internal.sink_offsets")[0][0]
+            pipe.query(f"SELECT sum(next_offset) FROM {SINK_OFFSETS}")[0][0]
             >= offsets_before + sum(truth.events.values())
         ),
         stable_s=3,

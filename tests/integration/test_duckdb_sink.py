@@ -9,7 +9,7 @@ import time
 import duckdb
 import pytest
 
-from connectors.sinks.duckdb.sink import DuckDBSink, DuckDBSinkSettings
+from connectors.sinks.duckdb.sink import SINK_OFFSETS, DuckDBSink, DuckDBSinkSettings
 from streams.core.errors import FatalError
 from streams.core.settings import Settings
 from tests.sinkhelpers import TOUCHPOINTS, SinkThread, example, produce, touchpoints
@@ -189,7 +189,7 @@ def test_restart_resumes_from_stored_offsets_not_the_group(tmp_path, bus):
     db = duckdb.connect(str(tmp_path / "sink.duckdb"), read_only=True)
     assert db.execute("SELECT count(*) FROM touchpoints").fetchone() == (500,)
     assert db.execute(
-        "SELECT sum(next_offset) FROM journeybus_internal.sink_offsets WHERE topic = ?", [TOUCHPOINTS]
+        f"SELECT sum(next_offset) FROM {SINK_OFFSETS} WHERE topic = ?", [TOUCHPOINTS]
     ).fetchone() == (500,)
 
 
