@@ -225,10 +225,16 @@ class Catalogue:
         """Read what the catalogue topic has new (the whole topic, the first time)."""
         loop = asyncio.get_running_loop()
         if self.side is None:
-            self.side = SideInput(CATALOG, self.apply, app.codec, app.settings, app.bootstrap)
-            await loop.run_in_executor(None, self.side.catch_up)
+            # in the executor, like the reads: creating it asks the broker for the
+            # topic's metadata (up to 30 s), which must not stop the event loop
+            self.side = await loop.run_in_executor(None, self._open)
         else:
             await loop.run_in_executor(None, self.side.poll)
+
+    def _open(self) -> SideInput:
+        side = SideInput(CATALOG, self.apply, app.codec, app.settings, app.bootstrap)
+        side.catch_up()
+        return side
 
 
 catalogue = Catalogue()
