@@ -85,9 +85,10 @@ INTERNAL_SCHEMA = "journeybus_internal"
 SINK_OFFSETS = f"{INTERNAL_SCHEMA}.sink_offsets"
 
 
-def _move_legacy(db: duckdb.DuckDBPyConnection, old: str, new: str, columns: str) -> None:
+def _move_legacy(db: duckdb.DuckDBPyConnection, old: str, new: str) -> None:
     """Move the rows of ``main.<old>``, where a database written before the sink had a
-    schema of its own kept them, into ``new`` (created already), in one transaction."""
+    schema of its own kept them, into ``new`` (created already), in one transaction.
+    By name: a column the old table lacks (``log_id`` in the oldest) is NULL."""
     (legacy,) = db.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
         [old],
@@ -96,12 +97,7 @@ def _move_legacy(db: duckdb.DuckDBPyConnection, old: str, new: str, columns: str
         return
     db.execute("BEGIN TRANSACTION")
     try:
-        if old == "_sink_offsets":
-            # the log each offset is an offset in (streams.core.kafka.log_ids); older: None
-            db.execute("ALTER TABLE main._sink_offsets ADD COLUMN IF NOT EXISTS log_id VARCHAR")
-        db.execute(
-            f"INSERT INTO {new} BY NAME SELECT {columns} FROM main.{old} ON CONFLICT DO NOTHING"
-        )
+        db.execute(f"INSERT INTO {new} BY NAME SELECT * FROM main.{old} ON CONFLICT DO NOTHING")
         db.execute(f"DROP TABLE main.{old}")
         db.execute("COMMIT")
     except BaseException:
@@ -213,15 +209,14 @@ class DuckDBSink(Sink[DuckDBSinkSettings]):
             "next_offset BIGINT, committed_at TIMESTAMP, log_id VARCHAR, "
             "PRIMARY KEY (topic, partition))"
         )
-        _move_legacy(db, "_sink_offsets", SINK_OFFSETS,
-                     "topic, partition, next_offset, committed_at, log_id")  # fmt: skip
+        _move_legacy(db, "_sink_offsets", SINK_OFFSETS)
         for table in self.tables:
             self._ensure_table(table)
             self.written.load(db, table.name, self._row_key(table))
         db.execute(ERASURES_DDL)
         db.execute(VIEWS_SQL.read_text())
         db.execute(f"CREATE TABLE IF NOT EXISTS {REWRITTEN} (upto TIMESTAMP)")
-        _move_legacy(db, "_sink_rewritten", REWRITTEN, "upto")
+        _move_legacy(db, "_sink_rewritten", REWRITTEN)
         if self._erasures_not_rewritten():  # a sink stopped before its rewrite
             self.rewrite_database()
         else:
