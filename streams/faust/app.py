@@ -37,6 +37,7 @@ import faust
 from streams.core.broker import resolve_bootstrap
 from streams.core.codec import Codec, make_codec
 from streams.core.settings import KafkaSettings, Settings, get_settings
+from streams.faust import stackdump
 from streams.faust.deadletter import DeadLetters
 from streams.faust.topics import BusTopics
 from streams.faust.transport import SCHEME
@@ -137,6 +138,7 @@ class BusApp(faust.App):
 
     async def on_start(self) -> None:
         await super().on_start()
+        stackdump.install(self)
         for topic in self._outputs:
             await topic.maybe_declare()
 

@@ -189,6 +189,18 @@ class AgentWorker:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
 
+    def dump_stacks(self, wait_s: float = 2.0) -> str:
+        """What the worker writes to its log on SIGUSR1 (every thread's and task's
+        stack, ``streams.faust.stackdump``); empty without a log or a running worker."""
+        if self.log_path is None or self.process is None or self.process.poll() is not None:
+            return ""
+        start = self.log_path.stat().st_size
+        self.process.send_signal(signal.SIGUSR1)
+        time.sleep(wait_s)
+        with open(self.log_path, "rb") as log:
+            log.seek(start)
+            return log.read().decode(errors="replace")
+
     def stop(self, timeout_s: float = 15.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -333,6 +333,12 @@ def test_kill_9_of_the_activation_worker_loses_no_output(bootstrap, tmp_path):
         ):
             changes.add(change["change_id"])
     feeds = {feed_id(t["customer_key"], t["touchpoint_id"]) for t in touches}
+    expected_ids = (
+        (AUDIENCES, "change_id", changes),
+        (MESSAGE_DECISIONS, "decision_id", {r["request_id"] for r in requests}),
+        (RECOMMENDATIONS, "feed_id", feeds),
+    )
+    stacks = ""
     agent = worker(bootstrap, tmp_path).start()
     try:
         publish(bootstrap, CATALOG, catalogue)
@@ -362,26 +368,23 @@ def test_kill_9_of_the_activation_worker_loses_no_output(bootstrap, tmp_path):
                     {v[field] for _, v in f} >= expected
                 ),
             )
-            for topic, field, expected in (
-                (AUDIENCES, "change_id", changes),
-                (MESSAGE_DECISIONS, "decision_id", {r["request_id"] for r in requests}),
-                (RECOMMENDATIONS, "feed_id", feeds),
-            )
+            for topic, field, expected in expected_ids
         }
+        if any(
+            expected - {v[field] for _, v in found[topic]}
+            for topic, field, expected in expected_ids
+        ):
+            stacks = agent.dump_stacks()  # what the worker waits for
     finally:
         agent.stop()
-    for topic, field, expected in (
-        (AUDIENCES, "change_id", changes),
-        (MESSAGE_DECISIONS, "decision_id", {r["request_id"] for r in requests}),
-        (RECOMMENDATIONS, "feed_id", feeds),
-    ):
+    for topic, field, expected in expected_ids:
         ids = Counter(v[field] for _, v in found[topic] if v[field] in expected)
         missing = expected - set(ids)
         if missing:
             log = (tmp_path / "activation.log").read_bytes()[-3000:].decode(errors="replace")
             pytest.fail(
                 f"{topic}: {len(missing)} of {len(expected)} lost, e.g. {sorted(missing)[:3]}; "
-                f"the worker's log ends:\n{log}"
+                f"the worker's stacks:\n{stacks}\nits log ends:\n{log}"
             )
         duplicates = sum(ids.values()) - len(ids)
         print(f"kill -9, {topic}: {len(expected)} outputs, none lost, {duplicates} duplicates")

@@ -1,0 +1,61 @@
+"""``kill -USR1 <worker pid>`` writes every thread's and every asyncio task's stack to
+the worker's log: what a stalled agent is waiting for, without stopping it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import io
+import signal
+import sys
+import threading
+import traceback
+
+import faust
+
+
+def dump_stacks(out: io.TextIOBase | None = None) -> str:
+    """The stacks of every thread and of every pending task of the running loop."""
+    buf = io.StringIO()
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        buf.write(f"--- thread {names.get(ident, ident)}\n")
+        buf.write("".join(traceback.format_stack(frame)))
+    for task in asyncio.all_tasks():
+        buf.write(f"--- task {task.get_name()}\n")
+        for line in awaiting(task.get_coro()):
+            buf.write(f"  {line}\n")
+    text = buf.getvalue()
+    (out or sys.stderr).write(text)
+    (out or sys.stderr).flush()
+    return text
+
+
+def awaiting(coro: object) -> list[str]:
+    """Where a coroutine is suspended, through every coroutine, async generator and
+    generator it awaits (``Task.print_stack`` shows only the outermost frame)."""
+    lines = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        frame = frame or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        nxt = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        coro = nxt or getattr(coro, "gi_yieldfrom", None)
+        if type(coro).__name__ == "async_generator_asend":
+            # ``async for`` awaits an asend object, which refers to its generator
+            coro = next((g for g in gc.get_referents(coro) if hasattr(g, "ag_frame")), coro)
+        if (
+            coro is not None
+            and not hasattr(coro, "cr_frame")
+            and not hasattr(coro, "ag_frame")
+            and not hasattr(coro, "gi_frame")
+        ):
+            lines.append(repr(coro)[:300])  # a future or another awaitable
+            break
+    return lines
+
+
+def install(app: faust.App) -> None:
+    """Dump the stacks on SIGUSR1 (called when the worker's loop runs)."""
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_stacks)
