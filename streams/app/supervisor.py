@@ -70,7 +70,8 @@ class Child:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         proc, self.process = self.process, None
-        stop_process(proc, timeout_s)
+        if stop_process(proc, timeout_s):
+            log.warning("%s did not stop within %.1f s of SIGTERM: killed", self.name, timeout_s)
 
 
 @dataclass

@@ -17,13 +17,16 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
 
 
-def stop_process(proc: subprocess.Popen | None, timeout_s: float) -> None:
-    """SIGTERM, then SIGKILL after ``timeout_s``; nothing if it already exited."""
+def stop_process(proc: subprocess.Popen | None, timeout_s: float) -> bool:
+    """SIGTERM, then SIGKILL after ``timeout_s``; nothing if it already exited.
+    Returns whether it had to be killed."""
     if proc is None or proc.poll() is not None:
-        return
+        return False
     proc.terminate()
     try:
         proc.wait(timeout=timeout_s)
+        return False
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout_s)
+        return True

@@ -217,7 +217,9 @@ def test_every_new_customer_is_scored_once_at_the_first_purchase(run):
     def scored() -> bool:
         return pipe.query("SELECT count(*) FROM customer_scores")[0][0] >= len(first)
 
-    assert pipe.wait_for(scored, timeout_s=60)
+    if not pipe.wait_for(scored, timeout_s=120):
+        keys = {k for (k,) in pipe.query("SELECT customer_key FROM customer_scores")}
+        pytest.fail(f"{len(keys)} of {len(first)} scored; not: {sorted(set(first) - keys)[:5]}")
     rows = pipe.query(
         "SELECT customer_key, first_order_id, expected_value_365d, acquisition_channel "
         "FROM customer_scores"
