@@ -31,6 +31,10 @@ def dump_stacks(out: io.TextIOBase | None = None) -> str:
     return text
 
 
+def _suspended(obj: object) -> bool:
+    return any(hasattr(obj, a) for a in ("cr_frame", "ag_frame", "gi_frame"))
+
+
 def awaiting(coro: object) -> list[str]:
     """Where a coroutine is suspended, through every coroutine, async generator and
     generator it awaits (``Task.print_stack`` shows only the outermost frame)."""
@@ -42,15 +46,11 @@ def awaiting(coro: object) -> list[str]:
             lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
         nxt = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
         coro = nxt or getattr(coro, "gi_yieldfrom", None)
-        if type(coro).__name__ == "async_generator_asend":
-            # ``async for`` awaits an asend object, which refers to its generator
-            coro = next((g for g in gc.get_referents(coro) if hasattr(g, "ag_frame")), coro)
-        if (
-            coro is not None
-            and not hasattr(coro, "cr_frame")
-            and not hasattr(coro, "ag_frame")
-            and not hasattr(coro, "gi_frame")
-        ):
+        if coro is not None and not _suspended(coro):
+            # an asend object (``async for``) or an ``__await__`` wrapper refers to the
+            # generator or coroutine it runs
+            coro = next((g for g in gc.get_referents(coro) if _suspended(g)), coro)
+        if coro is not None and not _suspended(coro):
             lines.append(repr(coro)[:300])  # a future or another awaitable
             break
     return lines
