@@ -26,13 +26,18 @@ def dump_stacks(out: io.TextIOBase | None = None) -> str:
         for line in awaiting(task.get_coro()):
             buf.write(f"  {line}\n")
     text = buf.getvalue()
-    (out or sys.stderr).write(text)
-    (out or sys.stderr).flush()
+    stream = out or sys.stderr
+    stream.write(text)
+    stream.flush()
     return text
 
 
+FRAMES = ("cr_frame", "ag_frame", "gi_frame")  # coroutine, async generator, generator
+AWAITS = ("cr_await", "ag_await", "gi_yieldfrom")
+
+
 def _suspended(obj: object) -> bool:
-    return any(hasattr(obj, a) for a in ("cr_frame", "ag_frame", "gi_frame"))
+    return any(hasattr(obj, a) for a in FRAMES)
 
 
 def awaiting(coro: object) -> list[str]:
@@ -40,19 +45,19 @@ def awaiting(coro: object) -> list[str]:
     generator it awaits (``Task.print_stack`` shows only the outermost frame)."""
     lines = []
     while coro is not None:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
-        frame = frame or getattr(coro, "gi_frame", None)
+        frame = next((f for f in (getattr(coro, a, None) for a in FRAMES) if f), None)
         if frame is not None:
             lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
-        nxt = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
-        coro = nxt or getattr(coro, "gi_yieldfrom", None)
-        if coro is not None and not _suspended(coro):
-            # an asend object (``async for``) or an ``__await__`` wrapper refers to the
-            # generator or coroutine it runs
-            coro = next((g for g in gc.get_referents(coro) if _suspended(g)), coro)
-        if coro is not None and not _suspended(coro):
-            lines.append(repr(coro)[:300])  # a future or another awaitable
+        coro = next((c for c in (getattr(coro, a, None) for a in AWAITS) if c), None)
+        if coro is None or _suspended(coro):
+            continue
+        # an asend object (``async for``) or an ``__await__`` wrapper refers to the
+        # generator or coroutine it runs; anything else is a future or another awaitable
+        inner = next((g for g in gc.get_referents(coro) if _suspended(g)), None)
+        if inner is None:
+            lines.append(repr(coro)[:300])
             break
+        coro = inner
     return lines
 
 

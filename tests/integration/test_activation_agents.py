@@ -370,20 +370,21 @@ def test_kill_9_of_the_activation_worker_loses_no_output(bootstrap, tmp_path):
             )
             for topic, field, expected in expected_ids
         }
-        if any(
-            expected - {v[field] for _, v in found[topic]}
+        missing = {
+            topic: expected - {v[field] for _, v in found[topic]}
             for topic, field, expected in expected_ids
-        ):
+        }
+        if any(missing.values()):
             stacks = agent.dump_stacks()  # what the worker waits for
     finally:
         agent.stop()
     for topic, field, expected in expected_ids:
         ids = Counter(v[field] for _, v in found[topic] if v[field] in expected)
-        missing = expected - set(ids)
-        if missing:
+        if missing[topic]:
             log = (tmp_path / "activation.log").read_bytes()[-3000:].decode(errors="replace")
             pytest.fail(
-                f"{topic}: {len(missing)} of {len(expected)} lost, e.g. {sorted(missing)[:3]}; "
+                f"{topic}: {len(missing[topic])} of {len(expected)} lost, "
+                f"e.g. {sorted(missing[topic])[:3]}; "
                 f"the worker's stacks:\n{stacks}\nits log ends:\n{log}"
             )
         duplicates = sum(ids.values()) - len(ids)

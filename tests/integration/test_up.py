@@ -278,7 +278,6 @@ def test_the_stack_stops_within_seconds_with_its_broker_gone(stack):
     proc.send_signal(signal.SIGCONT)
     proc.wait(timeout=60)
     assert wait_until(lambda: not alive(below), 30)
-    # not the 5 s kill timeout: a child waiting on the dead broker gives up at the stop
     # a stage waiting on the dead broker gives up at the stop; the activation worker
     # (aiokafka's shutdown waits for the broker) is killed at the 5 s stop timeout;
     # the rest is the supervisor's own exit, slower on a loaded machine (8.5 s in CI)
